@@ -1,0 +1,31 @@
+"""The site-wide content version: one database row every process can read.
+
+Loads run from the shell and app servers on other boxes must all see a publish
+at once, so the version lives in the database (one indexed read), not in any
+one process's memory. Caches put it in their keys; feeds use ``changed_at``.
+"""
+
+from django.db.models import F
+from django.utils import timezone
+
+from .models import ContentVersion
+
+ROW_ID = 1
+
+
+def bump():
+    """Record that public content changed; returns nothing, costs one UPDATE."""
+    now = timezone.now()
+    updated = ContentVersion.objects.filter(pk=ROW_ID).update(
+        version=F("version") + 1, changed_at=now
+    )
+    if not updated:
+        ContentVersion.objects.get_or_create(pk=ROW_ID, defaults={"changed_at": now})
+
+
+def current():
+    """The current ``ContentVersion`` row."""
+    row = ContentVersion.objects.filter(pk=ROW_ID).first()
+    if row is None:
+        row, _ = ContentVersion.objects.get_or_create(pk=ROW_ID)
+    return row
