@@ -7,10 +7,12 @@ Operators scale out by setting ``DATABASE_URL`` and ``REDIS_URL``.
 
 import os
 import secrets
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("AGGREGATOR_VAR_DIR", BASE_DIR / "var"))
@@ -29,6 +31,8 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
+# The explicit switch for a public deployment: it refuses unsafe settings below.
+PRODUCTION = env_bool("DJANGO_PRODUCTION", default=False)
 
 
 def _secret_key():
@@ -58,18 +62,31 @@ INSTALLED_APPS = [
     "django.contrib.sitemaps",
     "django.contrib.humanize",
     "django_filters",
+    "axes",
     "articles",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Outside sessions and auth, so a cache hit costs no session or user lookup.
+    "aggregator.middleware.AnonymousCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out client is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "aggregator.urls"
@@ -130,6 +147,11 @@ else:
         }
     }
 
+# Anonymous pages and feeds are cached whole (aggregator.middleware); the shared
+# content version in every key makes a publish visible on all app servers at
+# once, so this only bounds how long unused entries occupy memory. 0 disables.
+PAGE_CACHE_SECONDS = int(os.environ.get("PAGE_CACHE_SECONDS", 0 if DEBUG else 600))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -171,5 +193,87 @@ LOADER_MAX_FILE_BYTES = int(os.environ.get("LOADER_MAX_FILE_BYTES", 2 * 1024 * 1
 # Public moderation log shows editors' names only when the operator opts in.
 MODERATION_LOG_SHOWS_USERS = env_bool("MODERATION_LOG_SHOWS_USERS", default=False)
 
-if not DEBUG and not os.environ.get("DJANGO_SECRET_KEY") and env_bool("DJANGO_PRODUCTION"):
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_PRODUCTION=1.")
+# Security. The headers below go on every response; DJANGO_SECURE=1 adds what
+# only makes sense behind a TLS-terminating proxy.
+SECURE = env_bool("DJANGO_SECURE", default=False)
+if SECURE:
+    # The proxy terminates TLS and says so; it must strip this header from clients.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Load balancers probe over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 60 * 60 * 24 * 365))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# No inline scripts or styles anywhere: pages use files under static/ only.
+# Story images are hot-linked from the outlets, hence https: for images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "https:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "frame-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "fullscreen",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+}
+
+# Admin login throttling: a client (user name + address) is locked out after
+# AXES_FAILURE_LIMIT failed logins for AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "aggregator.middleware.client_ip"
+# How many proxies append to X-Forwarded-For in front of the app servers; 0
+# trusts only the socket address.
+TRUSTED_PROXY_COUNT = int(os.environ.get("DJANGO_TRUSTED_PROXY_COUNT", 1 if SECURE else 0))
+
+
+def _production_problems():
+    problems = []
+    if DEBUG:
+        problems.append("DJANGO_DEBUG is on: it shows tracebacks and settings to visitors.")
+    if not os.environ.get("DJANGO_SECRET_KEY", "").strip():
+        problems.append(
+            "DJANGO_SECRET_KEY is not set: give every app server the same long random key."
+        )
+    return problems
+
+
+if PRODUCTION and (problems := _production_problems()):
+    # A plain message and exit status 1 rather than a traceback.
+    sys.exit(
+        "Refusing to start with DJANGO_PRODUCTION=1:\n"
+        + "\n".join(f"  - {problem}" for problem in problems)
+    )

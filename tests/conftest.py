@@ -22,3 +22,11 @@ def corpus():
 @pytest.fixture
 def seeds_dir():
     return SEEDS
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: cached responses must not leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -1,0 +1,28 @@
+"""Gunicorn settings from the environment; gunicorn reads this file from the working directory.
+
+Every value comes from a GUNICORN_* variable (see the README); the defaults suit one box.
+"""
+
+import importlib
+import multiprocessing
+import os
+
+# Check the settings in the master process: a production configuration that
+# must not start (DEBUG on, no secret key) stops gunicorn with its message,
+# instead of every worker failing to boot in turn.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aggregator.settings")
+importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
+
+wsgi_app = "aggregator.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
+workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() * 2 + 1)
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Recycle workers now and then so a slow leak can never take a box down.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 1000))
+max_requests_jitter = max_requests // 10
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
