@@ -35,10 +35,10 @@ class AnonymousCacheMiddleware:
         try:
             key = response_cache_key(request)
             cached = cache.get(key)
-        except Exception:
+        except Exception as error:
             # The cache is an optimisation: with Redis or the version row out of
             # reach, serve uncached (and let /healthz say what is wrong).
-            logger.exception("response cache unavailable; serving uncached")
+            logger.warning("response cache unavailable, serving uncached: %r", error)
             return self.get_response(request)
         if cached is not None:
             return conditional_response(request, cached)
@@ -46,8 +46,8 @@ class AnonymousCacheMiddleware:
         if is_cacheable_response(response):
             try:
                 cache.set(key, response, settings.PAGE_CACHE_SECONDS)
-            except Exception:
-                logger.exception("response cache unavailable; response not stored")
+            except Exception as error:
+                logger.warning("response cache unavailable, response not stored: %r", error)
         return response
 
 
