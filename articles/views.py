@@ -1,33 +1,202 @@
-from django.shortcuts import get_object_or_404, render
+"""Reader pages. Each runs a fixed number of queries whatever the size of the lists shown."""
 
-from .models import Article, Cluster, Provider, Topic
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+
+from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
+from .models import (
+    Article,
+    Cluster,
+    ClusterAlias,
+    ClusterTopic,
+    Provider,
+    RelatedListing,
+    Topic,
+)
+from .pagination import paginate_ids
+
+TOP_ON_HOME = 5
+# Outlets named on a "More:" line before "and N more".
+MORE_OUTLETS = 5
+
+
+def clusters_with_coverage(ids, members=None):
+    """The clusters ``ids`` in that order, each with ``coverage`` (its other visible stories).
+
+    Four queries for any number of clusters: clusters with leads and outlets,
+    lead images, outlet logos, and every coverage line of the page at once.
+    """
+    ids = list(ids)
+    members = members if members is not None else Article.objects.coverage_visible()
+    by_id = (
+        Cluster.objects.select_related("lead__provider")
+        .prefetch_related("lead__images", "lead__provider__images")
+        .in_bulk(ids)
+    )
+    clusters = [by_id[pk] for pk in ids if pk in by_id]
+    lead_ids = [cluster.lead_id for cluster in clusters if cluster.lead_id]
+    coverage = {}
+    for story in (
+        members.filter(cluster_id__in=by_id)
+        .exclude(pk__in=lead_ids)
+        .select_related("provider")
+        .order_by("-quality", "published_at", "pk")
+    ):
+        coverage.setdefault(story.cluster_id, []).append(story)
+    for cluster in clusters:
+        cluster.coverage = coverage.get(cluster.pk, [])
+        cluster.more = more_line(cluster)
+    return clusters
+
+
+def more_line(cluster):
+    """Techmeme's "More:" line: one story per outlet, the rest counted."""
+    lead_outlet = cluster.lead.provider_id if cluster.lead_id else None
+    shown, outlets = [], {lead_outlet}
+    for story in cluster.coverage:
+        new_outlet = story.provider_id is None or story.provider_id not in outlets
+        if len(shown) < MORE_OUTLETS and new_outlet:
+            shown.append(story)
+            outlets.add(story.provider_id)
+    return {"stories": shown, "hidden": len(cluster.coverage) - len(shown)}
+
+
+def topic_directory():
+    """Top-level topics, each with ``children``; every topic carries ``cluster_count``."""
+    counts = dict(
+        ClusterTopic.objects.filter(cluster__in=Cluster.objects.public())
+        .values_list("topic")
+        .annotate(n=Count("pk"))
+    )
+    topics = list(Topic.objects.order_by("name"))
+    by_id = {topic.pk: topic for topic in topics}
+    for topic in topics:
+        topic.cluster_count = counts.get(topic.pk, 0)
+        topic.child_list = []
+    roots = []
+    for topic in topics:
+        parent = by_id.get(topic.parent_id)
+        (parent.child_list if parent else roots).append(topic)
+    return roots
+
+
+def list_page(request, filterset, ids_field="pk"):
+    """The page of ids the filter selects, as ``(page, filterset)``."""
+    ids = filterset.results().values_list(ids_field, flat=True)
+    return paginate_ids(ids, request.GET.get("page"))
 
 
 def home(request):
-    clusters = Cluster.objects.public().latest().select_related("lead", "lead__provider")[:20]
-    return render(request, "articles/home.html", {"clusters": clusters})
+    filterset = ClusterFilter(request.GET or None, queryset=Cluster.objects.public())
+    page = list_page(request, filterset)
+    # A short front page reads better as one list than as the same stories twice.
+    show_top = page.number == 1 and not filterset.active and len(page.ids) > TOP_ON_HOME
+    top_ids = (
+        list(Cluster.objects.public().top().values_list("pk", flat=True)[:TOP_ON_HOME])
+        if show_top
+        else []
+    )
+    loaded = {c.pk: c for c in clusters_with_coverage(top_ids + page.ids)}
+    return render(
+        request,
+        "articles/home.html",
+        {
+            "top_clusters": [loaded[pk] for pk in top_ids if pk in loaded],
+            "clusters": [loaded[pk] for pk in page.ids if pk in loaded],
+            "page": page,
+            "filter": filterset,
+            "directory": topic_directory(),
+        },
+    )
+
+
+def topic_list(request):
+    return render(request, "articles/topic_list.html", {"directory": topic_directory()})
 
 
 def topic_detail(request, slug):
-    topic = get_object_or_404(Topic, slug=slug)
-    clusters = (
-        Cluster.objects.public()
-        .filter(clustertopic__topic=topic)
-        .latest()
-        .select_related("lead", "lead__provider")[:20]
+    topic = get_object_or_404(Topic.objects.select_related("parent"), slug=slug)
+    rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
+    filterset = TopicClusterFilter(request.GET or None, queryset=rows)
+    page = list_page(request, filterset, ids_field="cluster_id")
+    return render(
+        request,
+        "articles/topic.html",
+        {
+            "topic": topic,
+            "children": topic.children.order_by("name"),
+            "clusters": clusters_with_coverage(page.ids),
+            "page": page,
+            "filter": filterset,
+        },
     )
-    return render(request, "articles/topic.html", {"topic": topic, "clusters": clusters})
+
+
+def cluster_context(cluster, members=None):
+    """Everything the cluster page shows; the admin preview passes ``members`` to include drafts."""
+    members = members if members is not None else Article.objects.coverage_visible()
+    stories = list(
+        members.filter(cluster=cluster)
+        .select_related("provider")
+        .prefetch_related("images", "provider__images")
+        .order_by("published_at", "pk")
+    )
+    lead = next((s for s in stories if s.pk == cluster.lead_id), None) or (
+        stories[0] if stories else None
+    )
+    coverage = sorted(
+        (s for s in stories if s is not lead),
+        key=lambda s: (-(s.quality if s.quality is not None else -1), s.pk),
+    )
+    member_ids = [s.pk for s in stories]
+    related, seen = [], set(member_ids)
+    for listing in (
+        RelatedListing.objects.filter(source_id__in=member_ids, source__in=members)
+        .filter(target__in=Article.objects.coverage_visible())
+        .exclude(target__cluster=cluster)
+        .select_related("target__provider")
+        .order_by("source_id", "position")
+    ):
+        if listing.target_id not in seen:
+            seen.add(listing.target_id)
+            related.append(listing.target)
+    return {
+        "cluster": cluster,
+        "lead": lead,
+        "coverage": coverage,
+        "timeline": stories,
+        "related": related,
+        "topics": cluster.topics.order_by("name"),
+    }
 
 
 def cluster_detail(request, slug):
-    cluster = get_object_or_404(Cluster.objects.public().select_related("lead"), slug=slug)
-    coverage = (
-        Article.objects.coverage_visible().filter(cluster=cluster).exclude(pk=cluster.lead_id)
-    )
-    return render(request, "articles/cluster.html", {"cluster": cluster, "coverage": coverage})
+    cluster = Cluster.objects.public().filter(slug=slug).first()
+    if cluster is None:
+        alias = ClusterAlias.objects.filter(slug=slug, cluster__in=Cluster.objects.public())
+        alias = alias.select_related("cluster").first()
+        if alias is None:
+            raise Http404("No published story lives at this address.")
+        return redirect(alias.cluster, permanent=True)
+    return render(request, "articles/cluster.html", cluster_context(cluster))
 
 
 def provider_detail(request, domain):
-    provider = get_object_or_404(Provider, domain=domain)
-    stories = Article.objects.published().filter(provider=provider)[:50]
-    return render(request, "articles/provider.html", {"provider": provider, "stories": stories})
+    provider = get_object_or_404(Provider.objects.prefetch_related("images"), domain=domain)
+    stories = Article.objects.coverage_visible().filter(
+        provider=provider, cluster__in=Cluster.objects.public()
+    )
+    filterset = StoryFilter(request.GET or None, queryset=stories)
+    page = list_page(request, filterset)
+    by_id = Article.objects.select_related("cluster").prefetch_related("images").in_bulk(page.ids)
+    return render(
+        request,
+        "articles/provider.html",
+        {
+            "provider": provider,
+            "stories": [by_id[pk] for pk in page.ids if pk in by_id],
+            "page": page,
+            "filter": filterset,
+        },
+    )

@@ -1,0 +1,151 @@
+"""Template helpers for the reader pages: safe links, times, query strings, JSON-LD."""
+
+import json
+from urllib.parse import urlsplit
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.urls import NoReverseMatch
+from django.utils import timezone
+from django.utils.dateformat import format as format_date
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from ..models import Topic
+
+register = template.Library()
+
+# Escapes that keep JSON inert inside <script> (as Django's json_script does).
+JSON_SCRIPT_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+# Past this age a calendar date reads better than "3 years, 2 months ago".
+RELATIVE_FOR_DAYS = 30
+
+
+@register.filter
+def http_url(value):
+    """The URL when it is http(s); empty otherwise, so templates can skip the link."""
+    value = (value or "").strip()
+    try:
+        scheme = urlsplit(value).scheme.lower()
+    except ValueError:
+        return ""
+    return value if scheme in ("http", "https") else ""
+
+
+@register.filter
+def hostname(value):
+    try:
+        host = urlsplit(value or "").hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+@register.filter
+def outlet(story):
+    """The outlet's name for a story, falling back to its host."""
+    if story.provider_id and story.provider.name:
+        return story.provider.name
+    return hostname(story.link) or "Unknown outlet"
+
+
+@register.filter
+def first_image(article):
+    """The article's first image with known dimensions and an http(s) URL (prefetched)."""
+    for image in article.images.all():
+        if image.width and image.height and http_url(image.url):
+            return image
+    return None
+
+
+@register.simple_tag
+def timestamp(value):
+    """``<time datetime>`` with a relative label for recent times and the full date on hover."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    full = format_date(local, "j F Y, H:i T")
+    age = timezone.now() - value
+    recent = 0 <= age.days < RELATIVE_FOR_DAYS
+    label = naturaltime(value) if recent else format_date(local, "j M Y")
+    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), full, label)
+
+
+@register.simple_tag(takes_context=True)
+def query_url(context, **changes):
+    """This page's query string with ``changes`` applied.
+
+    Changing anything but ``page`` drops ``page`` (a new filter starts at page 1);
+    a value of None or page 1 removes the key.
+    """
+    params = context["request"].GET.copy()
+    if set(changes) - {"page"}:
+        params.pop("page", None)
+    for key, value in changes.items():
+        if value is None or (key == "page" and str(value) == "1"):
+            params.pop(key, None)
+        else:
+            params[key] = value
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def jsonld(data):
+    """JSON for a ``<script type="application/ld+json">`` block, inert inside HTML."""
+    text = json.dumps(data, ensure_ascii=False, default=str).translate(JSON_SCRIPT_ESCAPES)
+    return mark_safe(text)  # noqa: S308 - every character that could close the script is escaped
+
+
+@register.simple_tag(takes_context=True)
+def news_article(context, lead, cluster):
+    """The schema.org NewsArticle for a cluster's lead story."""
+    request = context["request"]
+    data = {
+        "@context": "https://schema.org",
+        "@type": "NewsArticle",
+        "headline": lead.title,
+        "url": request.build_absolute_uri(cluster.get_absolute_url()),
+        "mainEntityOfPage": request.build_absolute_uri(cluster.get_absolute_url()),
+    }
+    if lead.excerpt:
+        data["description"] = lead.excerpt
+    if lead.published_at:
+        data["datePublished"] = lead.published_at.isoformat()
+    data["dateModified"] = cluster.updated_at.isoformat()
+    if lead.provider_id:
+        data["publisher"] = {"@type": "Organization", "name": outlet(lead)}
+    image = first_image(lead)
+    if image:
+        data["image"] = [image.url]
+    if http_url(lead.link):
+        data["isBasedOn"] = lead.link
+    return jsonld(data)
+
+
+@register.inclusion_tag("articles/_topic_nav.html")
+def topic_nav():
+    """The top-level topics for the site navigation (one query)."""
+    return {"nav_topics": Topic.objects.filter(parent__isnull=True).order_by("name")}
+
+
+@register.simple_tag(takes_context=True)
+def canonical_url(context):
+    """This page's absolute URL without filters; only a page number past 1 is kept."""
+    request = context.get("request")
+    if request is None:
+        return ""
+    url = request.build_absolute_uri(request.path)
+    page = request.GET.get("page", "")
+    if page.isascii() and page.isdigit() and int(page) > 1:
+        url += f"?page={int(page)}"
+    return url
+
+
+@register.filter
+def page_url(obj):
+    """``obj.get_absolute_url()``, or empty when the stored key cannot form a URL."""
+    try:
+        return obj.get_absolute_url()
+    except NoReverseMatch:
+        return ""
