@@ -20,7 +20,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py load_seeds
-	$(BIN)/gunicorn aggregator.wsgi
+	$(BIN)/gunicorn --config gunicorn.conf.py
 
 dev: install
 	$(PY) manage.py migrate --noinput
