@@ -1,0 +1,163 @@
+"""How alike two stories read: normalised tokens of titles and excerpts.
+
+Everything here is a pure function of one or two texts (no corpus statistics),
+so a pair scores the same whether it is compared in a full rebuild or in an
+incremental load: that is what keeps clustering order-independent.
+
+Named things (IBM, Nvidia, Timnit Gebru, GPT-3) tell events apart far better
+than topic words (facial recognition, self-driving), so tokens that look like
+names weigh more. Without corpus statistics, a name is recognised by its
+capitals: all-caps, or capitalised where a sentence would not capitalise it.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Outlet suffixes: "... | Charlotte Observer", "... - Reuters", "... – Jaweb".
+_SUFFIX = re.compile(r"\s+[|\-–—]\s+([^|\-–—]{1,60})$")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_SENTENCE_END = re.compile(r"[.!?:;]\s*$")
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": "-", "‑": "-"})
+
+ENTITY_WEIGHT = 3.0
+# Wire copy re-run under another masthead keeps its headline or its opening
+# words; keys shorter than this are too generic to call two stories one copy.
+COPY_TITLE_MIN_TOKENS = 4
+COPY_LEAD_TOKENS = 12
+
+_STOP_WORDS_TEXT = """
+    a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    few for from further had has have having he her here hers herself him himself his how
+    i if in into is it its itself just me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves says said say new news today year years
+    week day days get gets got make makes made one two first last latest via amid
+    according just like says still yet even may might must shall us its it's s t
+    """
+# The beat itself: words nearly every story on this site carries, acronyms included.
+_BEAT_WORDS_TEXT = "ai artificial intelligence tech technology ceo ml uk"
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split()) | frozenset(_BEAT_WORDS_TEXT.split())
+
+
+def strip_outlet_suffix(title):
+    """Drop a trailing " | Outlet" / " - Outlet" that names the publisher, not the event.
+
+    Only a short, name-like tail goes: "– … after years of turmoil" stays.
+    """
+    match = _SUFFIX.search(title)
+    if not match:
+        return title
+    tail = match.group(1).strip()
+    words = tail.split()
+    looks_like_name = 0 < len(words) <= 4 and all(w[:1].isupper() or w[:1].isdigit() for w in words)
+    return title[: match.start()].rstrip() if looks_like_name else title
+
+
+def _normalise(text):
+    text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES)
+    # Possessives are the same name: "OpenAI's" is "OpenAI".
+    return re.sub(r"'s\b", "", text)
+
+
+def _stem(word):
+    """Fold plurals so "reforms" meets "reform"; deliberately crude and predictable."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _words(text):
+    """(token, raw word, starts a sentence) for every word worth comparing."""
+    result = []
+    sentence_start = True
+    for match in _WORD.finditer(text):
+        raw = match.group()
+        token = raw.lower()
+        keep = token not in STOP_WORDS and (len(token) > 1)
+        if keep:
+            result.append((_stem(token), raw, sentence_start))
+        gap_end = text.find(" ", match.end())
+        following = text[match.end() : gap_end if gap_end != -1 else len(text)]
+        sentence_start = bool(_SENTENCE_END.search(following))
+    return result
+
+
+def _is_title_case(words):
+    long_words = [raw for _, raw, _ in words if len(raw) > 3]
+    if not long_words:
+        return True
+    capitalised = sum(1 for raw in long_words if raw[:1].isupper())
+    return capitalised / len(long_words) > 0.6
+
+
+def _name_tokens(words, trust_capitals):
+    return {
+        token
+        for token, raw, starts in words
+        if (len(raw) >= 2 and raw.isupper() and raw.isalpha())
+        or (trust_capitals and not starts and raw[:1].isupper())
+        or (raw.isdigit() and len(raw) >= 2)
+    }
+
+
+@dataclass(frozen=True)
+class StoryText:
+    """The comparable form of one story."""
+
+    title_tokens: frozenset
+    tokens: frozenset
+    names: frozenset
+    # Exact-match keys for wire copy: the headline's words, the excerpt's opening words.
+    copy_keys: tuple
+
+
+def story_text(title, excerpt=""):
+    title = _normalise(strip_outlet_suffix(_normalise(title).strip()))
+    excerpt = _normalise(excerpt)
+    title_words = _words(title)
+    excerpt_words = _words(excerpt)
+    names = _name_tokens(title_words, trust_capitals=not _is_title_case(title_words))
+    names |= _name_tokens(excerpt_words, trust_capitals=True)
+    title_tokens = frozenset(t for t, _, _ in title_words)
+    copy_keys = []
+    if len(title_words) >= COPY_TITLE_MIN_TOKENS:
+        copy_keys.append("t:" + " ".join(t for t, _, _ in title_words))
+    if len(excerpt_words) >= COPY_LEAD_TOKENS:
+        copy_keys.append("e:" + " ".join(t for t, _, _ in excerpt_words[:COPY_LEAD_TOKENS]))
+    return StoryText(
+        title_tokens=title_tokens,
+        tokens=title_tokens | {t for t, _, _ in excerpt_words},
+        names=frozenset(names),
+        copy_keys=tuple(copy_keys),
+    )
+
+
+def _weighted_dice(a, b, names):
+    if not a or not b:
+        return 0.0
+
+    def weight(tokens):
+        return sum(ENTITY_WEIGHT if t in names else 1.0 for t in tokens)
+
+    return 2 * weight(a & b) / (weight(a) + weight(b))
+
+
+def similarity(x, y):
+    """0..1: how much two stories share, names counting more than topic words."""
+    names = x.names | y.names
+    # Headlines differ more than ledes for the same event, and the other way round.
+    return max(
+        _weighted_dice(x.title_tokens, y.title_tokens, names),
+        _weighted_dice(x.tokens, y.tokens, names),
+    )
+
+
+def same_copy(x, y):
+    """Wire copy re-run under another masthead: the same headline or the same opening."""
+    return not set(x.copy_keys).isdisjoint(y.copy_keys)
