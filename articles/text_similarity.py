@@ -21,6 +21,8 @@ _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": "-", "‑": "-"})
 
 ENTITY_WEIGHT = 3.0
+# Stories that share no name at all are discounted this much.
+NAMELESS_FACTOR = 0.6
 # Wire copy re-run under another masthead keeps its headline or its opening
 # words; keys shorter than this are too generic to call two stories one copy.
 COPY_TITLE_MIN_TOKENS = 4
@@ -101,6 +103,7 @@ def _name_tokens(words, trust_capitals):
         token
         for token, raw, starts in words
         if (len(raw) >= 2 and raw.isupper() and raw.isalpha())
+        or (not raw[1:].islower() and raw[1:].isalpha())  # DeepMind, OpenAI, iPhone
         or (trust_capitals and not starts and raw[:1].isupper())
         or (raw.isdigit() and len(raw) >= 2)
     }
@@ -152,10 +155,14 @@ def similarity(x, y):
     """0..1: how much two stories share, names counting more than topic words."""
     names = x.names | y.names
     # Headlines differ more than ledes for the same event, and the other way round.
-    return max(
+    score = max(
         _weighted_dice(x.title_tokens, y.title_tokens, names),
         _weighted_dice(x.tokens, y.tokens, names),
     )
+    # Two events on one beat share topic words ("self-driving car division"), not names.
+    if names.isdisjoint(x.tokens & y.tokens):
+        score *= NAMELESS_FACTOR
+    return score
 
 
 def same_copy(x, y):
