@@ -28,6 +28,20 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+class DateInput(forms.DateInput):
+    """A native date picker that renders an unparseable value as empty (it cannot show one)."""
+
+    input_type = "date"
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            try:
+                datetime.date.fromisoformat(value)
+            except ValueError:
+                return None
+        return super().format_value(value)
+
+
 class ListFilterForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
@@ -41,7 +55,7 @@ def date_input(label):
     return django_filters.DateFilter(
         label=label,
         method="filter_date",
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput,
         validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)],
     )
 

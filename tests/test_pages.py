@@ -1,0 +1,331 @@
+"""The reader pages: content, visibility, filters, pagination, escaping and query counts."""
+
+import datetime
+import json
+import re
+from urllib.parse import urlencode
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from articles.clustering import refresh_clusters
+from articles.models import (
+    Article,
+    ArticleImage,
+    ArticleTopic,
+    Cluster,
+    ClusterAlias,
+    Provider,
+    ProviderImage,
+    RelatedListing,
+    Topic,
+)
+
+NOW = timezone.now().replace(microsecond=0)
+HOSTILE = '</script><script>alert("x")</script> ]]> \'single\' & "double" <b>bold</b>'
+
+
+@pytest.fixture(autouse=True)
+def plain_pages(settings):
+    """Pages straight from the views: no whole-response cache, no static manifest needed."""
+    settings.PAGE_CACHE_SECONDS = 0
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def build_world(clusters=200, stories=10, prefix="event"):
+    """``clusters`` public clusters of ``stories`` stories each, built with bulk_create.
+
+    In every cluster the first half are published file-backed stories and the
+    rest related-only coverage, one outlet each; leads carry an image and the
+    child topic ``space`` (so its parent ``science`` lists them too), and each
+    lead lists the next cluster's lead (related reading).
+    """
+    science, _ = Topic.objects.get_or_create(name="Science", slug="science")
+    space, _ = Topic.objects.get_or_create(name="Space", slug="space", parent=science)
+    providers = Provider.objects.bulk_create(
+        Provider(domain=f"{prefix}-outlet{j}.example", name=f"{prefix.title()} Outlet {j}")
+        for j in range(stories)
+    )
+    ProviderImage.objects.bulk_create(
+        ProviderImage(provider=p, url=f"https://{p.domain}/logo.png", width=32, height=32)
+        for p in providers
+    )
+    cluster_rows = Cluster.objects.bulk_create(
+        Cluster(slug=f"{prefix}-{c}") for c in range(clusters)
+    )
+    articles = Article.objects.bulk_create(
+        Article(
+            canonical_url=f"https://{providers[j].domain}/{prefix}/{c}",
+            web_url=f"https://{providers[j].domain}/{prefix}/{c}",
+            slug=f"{prefix}-{c}-{j}",
+            title=f"{prefix.title()} {c} as told by outlet {j}",
+            excerpt=f"What happened in {prefix} {c}.",
+            published_at=NOW - datetime.timedelta(hours=c, minutes=j),
+            quality=100 - j + (c % 7),
+            heat=100 - j,
+            is_file_backed=j < stories // 2,
+            published=True if j < stories // 2 else None,
+            provider=providers[j],
+            cluster=cluster,
+        )
+        for c, cluster in enumerate(cluster_rows)
+        for j in range(stories)
+    )
+    leads = articles[::stories]
+    ArticleImage.objects.bulk_create(
+        ArticleImage(
+            article=lead, url=f"https://img.example/{lead.slug}.jpg", width=640, height=360
+        )
+        for lead in leads
+    )
+    ArticleTopic.objects.bulk_create(ArticleTopic(article=lead, topic=space) for lead in leads)
+    RelatedListing.objects.bulk_create(
+        RelatedListing(
+            source=lead,
+            target=following,
+            position=0,
+            title=following.title,
+            web_url=following.web_url,
+        )
+        for lead, following in zip(leads, leads[1:], strict=False)
+    )
+    refresh_clusters([cluster.pk for cluster in cluster_rows])
+    return {"clusters": cluster_rows, "articles": articles, "providers": providers}
+
+
+def h1_count(html):
+    return len(re.findall(r"<h1[\s>]", html))
+
+
+def page(client, url, status=200):
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code)
+    return response.content.decode()
+
+
+def headlines(html):
+    return re.findall(
+        r'class="headline"><a href="[^"]*" rel="noopener noreferrer">([^<]*)</a>', html
+    )
+
+
+# -- Filters -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_provider_filter_keeps_clusters_that_outlet_covered(client):
+    build_world(clusters=3, stories=4, prefix="alpha")
+    build_world(clusters=2, stories=4, prefix="beta")
+    titles = headlines(page(client, "/?provider=beta-outlet3.example"))
+    assert titles == ["Beta 0 as told by outlet 0", "Beta 1 as told by outlet 0"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("since=2020-13-45", "Enter a valid date."),
+        ("quality=lots", "Enter a whole number."),
+        ("quality=-4", "greater than or equal to 0"),
+        ("sort=sideways", "Select a valid choice."),
+        ("provider=nowhere.example", "Select a valid choice."),
+        ("since=2021-02-01&until=2021-01-01", "“Since” must be on or before “Until”."),
+        ("since=0001-01-01", "greater than or equal to"),
+    ],
+)
+def test_invalid_filters_show_an_error_and_the_unfiltered_list(client, query, message):
+    build_world(clusters=3, stories=2, prefix="gamma")
+    html = page(client, f"/?{query}")
+    assert message in html
+    assert "Some filters could not be used" in html
+    assert len(headlines(html)) == 3
+
+
+# -- Missing pages --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/topics/no-such-topic/",
+        "/stories/no-such-story/",
+        "/providers/nowhere.example/",
+        "/?page=2",
+        "/?page=0",
+        "/?page=abc",
+        "/?page=99999999999999999999999",
+        "/no/such/page/",
+    ],
+)
+def test_missing_pages_are_a_helpful_styled_404(client, url):
+    html = page(client, url, status=404)
+    assert "We couldn’t find that page" in html
+    assert "css/site.css" in html and h1_count(html) == 1
+
+
+@pytest.mark.django_db
+def test_an_old_cluster_slug_redirects_permanently(client):
+    cluster = build_world(clusters=1, stories=2, prefix="delta")["clusters"][0]
+    ClusterAlias.objects.create(slug="delta-before-merge", cluster=cluster)
+    response = client.get("/stories/delta-before-merge/")
+    assert response.status_code == 301 and response["Location"] == "/stories/delta-0/"
+
+
+# -- Safety nets ----------------------------------------------------------------------------
+
+
+def argument_free_urls(resolver=None, namespace=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from argument_free_urls(entry, inner)
+        elif isinstance(entry, URLPattern) and entry.name and not entry.pattern.regex.groups:
+            yield reverse(f"{namespace}{entry.name}")
+
+
+@pytest.mark.django_db
+def test_every_argument_free_named_url_answers_200_with_one_h1(client):
+    build_world(clusters=2, stories=3, prefix="epsilon")
+    urls = sorted(set(argument_free_urls()))
+    assert {"/", "/topics/"} <= set(urls)
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        if response["Content-Type"].startswith("text/html"):
+            assert h1_count(response.content.decode()) == 1, url
+
+
+@pytest.mark.django_db
+def test_hostile_text_from_files_is_escaped_and_unsafe_links_are_dropped(client):
+    world = build_world(clusters=1, stories=4, prefix="zeta")
+    lead, coverage = world["articles"][0], world["articles"][3]
+    Article.objects.filter(pk=lead.pk).update(
+        title=HOSTILE, excerpt=HOSTILE, featured_content='<iframe src="https://evil.example">'
+    )
+    Article.objects.filter(pk=coverage.pk).update(title=HOSTILE, web_url="javascript:alert(1)")
+    Provider.objects.filter(pk=lead.provider_id).update(name=HOSTILE)
+    for url in ["/", "/topics/space/", "/stories/zeta-0/", f"/providers/{lead.provider.domain}/"]:
+        html = page(client, url)
+        assert "<script>alert" not in html and "<b>bold</b>" not in html, url
+        assert "&lt;script&gt;alert(&quot;x&quot;)" in html, url
+        assert "javascript:" not in html and "<iframe" not in html, url
+    html = page(client, "/stories/zeta-0/")
+    block = re.search(r'application/ld\+json">(.*?)</script>', html, re.S).group(1)
+    assert "</" not in block and json.loads(block)["headline"] == HOSTILE
+
+
+@pytest.mark.django_db
+def test_an_unpublished_twin_never_leaks_then_shows_once_published(client):
+    world = build_world(clusters=1, stories=2, prefix="eta")
+    published = world["articles"][0]
+    twin_provider = Provider.objects.create(domain="twin.example", name="Twin Outlet")
+    cluster = Cluster.objects.create(slug="secret-twin")
+    twin = Article.objects.create(
+        canonical_url="https://twin.example/secret",
+        web_url="https://twin.example/secret",
+        slug="secret-twin",
+        title="Secret twin headline",
+        excerpt="Secret twin excerpt",
+        published_at=published.published_at,
+        quality=150,
+        is_file_backed=True,
+        published=False,
+        provider=twin_provider,
+        cluster=cluster,
+    )
+    # A second copy inside the published cluster, and a hidden related-only story.
+    Article.objects.create(
+        canonical_url="https://twin.example/secret-copy",
+        web_url="https://twin.example/secret-copy",
+        slug="secret-copy",
+        title="Secret twin headline (copy)",
+        is_file_backed=True,
+        published=False,
+        provider=twin_provider,
+        cluster=published.cluster,
+    )
+    Article.objects.create(
+        canonical_url="https://twin.example/hidden",
+        web_url="https://twin.example/hidden",
+        slug="secret-hidden",
+        title="Secret twin hidden coverage",
+        is_file_backed=False,
+        published=False,
+        provider=twin_provider,
+        cluster=published.cluster,
+    )
+    RelatedListing.objects.create(
+        source=published, target=twin, position=5, title=twin.title, web_url=twin.web_url
+    )
+    space = Topic.objects.get(slug="space")
+    ArticleTopic.objects.create(article=twin, topic=space)
+    refresh_clusters([cluster.pk, published.cluster_id])
+
+    surfaces = [
+        "/",
+        "/?sort=top",
+        "/topics/",
+        "/topics/space/",
+        "/topics/science/",
+        "/stories/eta-0/",
+        f"/providers/{published.provider.domain}/",
+        "/providers/twin.example/",
+    ]
+    for url in surfaces:
+        html = page(client, url)
+        assert "Secret twin" not in html, url
+        assert "twin.example/secret" not in html, url
+    assert "Twin Outlet" not in page(client, "/")  # not even in the outlet filter
+    page(client, "/stories/secret-twin/", status=404)
+
+    Article.objects.filter(pk=twin.pk).update(published=True)
+    refresh_clusters([cluster.pk])
+    assert "Secret twin headline" in page(client, "/topics/space/")
+    assert "Secret twin headline" in page(client, "/stories/secret-twin/")
+    assert "Secret twin headline" in page(client, "/providers/twin.example/")
+
+
+# -- Empty site and fuzzed query strings ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_empty_site_and_empty_topic_say_so_kindly(client):
+    Topic.objects.create(name="Quiet", slug="quiet")
+    home = page(client, "/")
+    assert "Nothing has been published yet." in home and h1_count(home) == 1
+    topic = page(client, "/topics/quiet/")
+    assert "Nothing about Quiet has been published yet." in topic
+
+
+query_values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["latest", "top", "2020-06-09", "9999-12-31", "0", "1", "2", "-1", "1e309"]),
+    st.integers(min_value=-(10**25), max_value=10**25).map(str),
+)
+query_keys = st.sampled_from(["since", "until", "quality", "sort", "provider", "page", "x"])
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(["/", "/topics/space/", "/providers/theta-outlet0.example/"]),
+    params=st.lists(st.tuples(query_keys, query_values), max_size=6),
+)
+def test_fuzzed_query_strings_never_give_a_server_error(client, path, params):
+    if not Cluster.objects.exists():
+        build_world(clusters=3, stories=2, prefix="theta")
+    response = client.get(f"{path}?{urlencode(params)}")
+    assert response.status_code in (200, 404)

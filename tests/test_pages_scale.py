@@ -1,0 +1,119 @@
+"""The reader pages over 200 clusters of 10 stories: query counts, pagination, filters."""
+
+import datetime
+import json
+import re
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from tests.test_pages import NOW, build_world, h1_count, headlines, page, plain_pages  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """200 clusters of 10 stories, shared by the module and rolled back after it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
+
+
+# -- Query counts and pagination over a large topic -----------------------------------------
+
+
+QUERY_BUDGET = 12
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/",
+        "/?sort=top",
+        "/?page=3&provider=event-outlet3.example&quality=90&since=2000-01-01",
+        "/topics/",
+        "/topics/science/",
+        "/topics/space/?page=4&sort=top",
+        "/stories/event-7/",
+        "/providers/event-outlet0.example/",
+        "/providers/event-outlet6.example/?page=2&sort=top",
+    ],
+)
+def test_pages_run_a_fixed_number_of_queries(world, client, django_assert_max_num_queries, url):
+    with django_assert_max_num_queries(QUERY_BUDGET):
+        html = page(client, url)
+    assert h1_count(html) == 1
+
+
+@pytest.mark.django_db
+def test_topic_page_lists_twenty_clusters_with_more_lines(world, client):
+    html = page(client, "/topics/space/")
+    titles = headlines(html)
+    assert titles == [f"Event {c} as told by outlet 0" for c in range(20)]
+    # Nine other stories per cluster: five outlets named, the other four counted.
+    assert html.count('<span class="more-label">More:</span>') == 20
+    assert 'and <a href="/stories/event-0/">4 more</a>' in html
+    assert '<link rel="next" href="?page=2">' in html
+    assert 'rel="prev"' not in html
+
+
+@pytest.mark.django_db
+def test_parent_topic_includes_child_topic_clusters_once(world, client):
+    assert headlines(page(client, "/topics/science/?page=10")) == [
+        f"Event {c} as told by outlet 0" for c in range(180, 200)
+    ]
+    last = page(client, "/topics/science/?page=10")
+    assert 'rel="next"' not in last and '<link rel="prev" href="?page=9">' in last
+    page(client, "/topics/science/?page=11", status=404)
+
+
+@pytest.mark.django_db
+def test_pagination_keeps_filters_and_a_new_filter_starts_at_page_one(world, client):
+    html = page(client, "/topics/space/?sort=top&quality=95&page=2")
+    assert 'href="?sort=top&amp;quality=95&amp;page=3"' in html
+    assert 'href="?sort=top&amp;quality=95"' in html  # back to page 1: no page=1
+    # The filter form carries no page, so applying a filter starts again at page 1.
+    assert 'name="page"' not in html
+
+
+@pytest.mark.django_db
+def test_cluster_page_shows_lead_coverage_timeline_related_and_topics(world, client):
+    html = page(client, "/stories/event-3/")
+    assert "<h1>Event 3 as told by outlet 0</h1>" in html
+    for j in range(1, 10):
+        assert f"Event 3 as told by outlet {j}</a>" in html
+    assert html.count('<ol class="timeline">') == 1
+    assert re.findall(r"<ol class=\"timeline\">.*?</ol>", html, re.S)[0].count("<li>") == 10
+    assert "Related reading" in html and "Event 4 as told by outlet 0</a>" in html
+    assert 'href="/topics/space/"' in html and 'href="/topics/science/"' in html
+    data = json.loads(re.search(r'application/ld\+json">(.*?)</script>', html, re.S).group(1))
+    assert data["@type"] == "NewsArticle"
+    assert data["headline"] == "Event 3 as told by outlet 0"
+    assert data["image"] == ["https://img.example/event-3-0.jpg"]
+
+
+@pytest.mark.django_db
+def test_provider_page_lists_that_outlets_stories_newest_first(world, client):
+    html = page(client, "/providers/event-outlet2.example/")
+    assert "<h1>Event Outlet 2</h1>" in html
+    assert headlines(html)[:3] == [f"Event {c} as told by outlet 2" for c in range(3)]
+    top = headlines(page(client, "/providers/event-outlet2.example/?sort=top"))
+    assert top[0] == "Event 6 as told by outlet 2"  # quality peaks where c % 7 == 6
+
+
+# -- Filters -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_filters_narrow_the_list(world, client):
+    since = timezone.localtime(NOW - datetime.timedelta(hours=2)).date().isoformat()
+    assert all(
+        int(title.split()[1]) < 30
+        for title in headlines(page(client, f"/topics/space/?since={since}"))
+    )
+    by_quality = headlines(page(client, "/?quality=106"))
+    assert by_quality and all(int(t.split()[1]) % 7 == 6 for t in by_quality)
+    until = (NOW - datetime.timedelta(days=3)).date().isoformat()
+    older = headlines(page(client, f"/?until={until}"))
+    assert older and all(int(t.split()[1]) > 48 for t in older)
