@@ -1,0 +1,1117 @@
+"""Load news, topic and organization files into the database.
+
+``load(paths)`` walks files and folders, skips files whose bytes did not change
+since the last load (without parsing them), parses and validates the rest fully
+in Python, then writes them a chunk at a time: one savepoint per chunk, and if a
+chunk fails, again file by file so one bad file never half-writes or stops the
+run. It returns a ``LoadResult`` with the counts, errors and warnings.
+
+Identity follows PRODUCT.md: a file is its *source key* (the path relative to
+the folder loaded), a story is its canonical URL. A file whose URL changed moves
+its own story to the new URL, merging any story already there; a related-only
+story that arrives as a file is upgraded in place. A load never deletes a story
+except the emptied half of such a merge, and never overwrites an editor's
+``published`` decision.
+"""
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
+
+from . import clustering, versioning
+from .canonical import InvalidURL, canonical_url, host_of, link_url
+from .models import (
+    Article,
+    ArticleImage,
+    ArticleTopic,
+    ClusterOverride,
+    ModerationEvent,
+    Provider,
+    ProviderImage,
+    RelatedListing,
+    SourceFile,
+    Topic,
+)
+from .text import clean_excerpt, clean_text
+
+YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+FILE_SUFFIXES = (".md", ".txt", ".yaml", ".yml")
+# Files written per savepoint, and the most raw bytes held in memory at once.
+CHUNK_FILES = 300
+CHUNK_BYTES = 16 * 1024 * 1024
+# Real files nest four levels deep; anything far deeper is hostile or broken.
+MAX_DEPTH = 20
+SLUG_TITLE_LENGTH = 180
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+# Article columns a news file sets; written with bulk_update.
+FILE_FIELDS = [
+    "category",
+    "title",
+    "excerpt",
+    "published_at",
+    "web_url",
+    "original_url",
+    "amp_web_url",
+    "cdn_amp_web_url",
+    "type",
+    "quality",
+    "heat",
+    "featured_content",
+    "secured",
+    "provider_id",
+    "published",
+    "file_published",
+    "is_file_backed",
+    "source_key",
+    "content_hash",
+    "updated_at",
+]
+# Columns read to decide what a file changes.
+STORY_STATE = [
+    "pk",
+    "canonical_url",
+    "slug",
+    "source_key",
+    "is_file_backed",
+    "content_hash",
+    "published",
+    "published_decided_at",
+    "first_seen_at",
+]
+
+_OPENING_FENCE = re.compile(r"---[ \t]*\r?\n")
+_CLOSING_FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+# Only YAML holding one of these can carry anchors, aliases, tags or deep
+# nesting; only such files pay for the event scan that rejects them.
+_STRUCTURE_HINTS = ("&", "*", "!", "[", "{", "- -", "-\t", "\n" + " " * MAX_DEPTH)
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?(?::[0-9]{1,5})?")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    field: str
+    message: str
+
+    def __str__(self):
+        return f"{self.path}: {self.field}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    files: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    # Stories created or changed, and related-only stories their files list.
+    article_ids: set = field(default_factory=set)
+
+    @property
+    def changed(self):
+        return bool(self.created or self.updated)
+
+    def summary(self):
+        return (
+            f"files: {self.files}, created: {self.created}, updated: {self.updated}, "
+            f"unchanged: {self.unchanged}, failed: {self.failed}, warnings: {len(self.warnings)}"
+        )
+
+    def as_dict(self):
+        return {
+            "files": self.files,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "warnings_count": len(self.warnings),
+            "errors": [problem.__dict__ for problem in self.errors],
+            "warnings": [problem.__dict__ for problem in self.warnings],
+        }
+
+
+class UnusablePath(Exception):
+    """A command-line path that does not exist or is not a file or folder."""
+
+
+class FileError(Exception):
+    """A file that cannot be loaded: ``field`` names the part, the message says why."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# Finding files ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    key: str
+
+
+def check_paths(paths):
+    """Fail early, before anything is loaded, on a path that cannot be used."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise UnusablePath(f"{path}: no such file or folder")
+        if not (os.path.isfile(path) or os.path.isdir(path)):
+            raise UnusablePath(f"{path}: not a file or folder")
+
+
+def iter_sources(paths):
+    """Every loadable file under ``paths`` with its source key, in a stable order.
+
+    A folder's files are keyed relative to it; a single file by its name. Hidden
+    files and ``README`` files (documentation beside data) are skipped in folders.
+    """
+    for path in paths:
+        if os.path.isfile(path):
+            yield Source(str(path), Path(path).name)
+            continue
+        for folder, subfolders, names in os.walk(path):
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            for name in sorted(names):
+                if (
+                    name.startswith(".")
+                    or name.upper().startswith("README")
+                    or not name.lower().endswith(FILE_SUFFIXES)
+                ):
+                    continue
+                full = os.path.join(folder, name)
+                yield Source(full, Path(os.path.relpath(full, path)).as_posix())
+
+
+def count_files(paths):
+    return sum(1 for _ in iter_sources(paths))
+
+
+# Parsing and validation ---------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    """A file validated and cleaned, ready to write."""
+
+    kind: str
+    source: Source
+    raw_hash: str
+    data: dict
+    warnings: list
+
+
+def read_bytes(path):
+    limit = settings.LOADER_MAX_FILE_BYTES
+    try:
+        if os.path.getsize(path) > limit:
+            raise FileError("file", f"is larger than the {limit:,}-byte limit")
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise FileError("file", f"cannot be read ({exc.strerror})") from None
+    if len(raw) > limit:
+        raise FileError("file", f"is larger than the {limit:,}-byte limit")
+    return raw
+
+
+def raw_digest(raw):
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def parse(source, raw):
+    """Validate one file's bytes; returns ``Parsed`` or raises ``FileError``."""
+    mapping, fenced = _read_mapping(raw)
+    taxonomy = mapping.get("taxonomy")
+    warnings = []
+
+    def warn(part, message):
+        warnings.append((part, message))
+
+    if taxonomy is None:
+        if not fenced:
+            raise FileError("front matter", "is missing: a news file starts with a --- line")
+        kind, data = SourceFile.KIND_NEWS, _clean_news(mapping, warn)
+    elif taxonomy == "topic":
+        kind, data = SourceFile.KIND_TOPIC, _clean_topic(mapping, warn)
+    elif taxonomy == "organization":
+        kind, data = SourceFile.KIND_ORGANIZATION, _clean_organization(mapping, warn)
+    else:
+        raise FileError("taxonomy", f"{taxonomy!r} is not known (expected topic or organization)")
+    return Parsed(kind, source, raw_digest(raw), data, warnings)
+
+
+def _read_mapping(raw):
+    if not raw.strip():
+        raise FileError("file", "is empty")
+    if b"\x00" in raw:
+        raise FileError("file", "is binary, not text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileError(
+            "file", f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    opening = _OPENING_FENCE.match(text)
+    if opening:
+        closing = _CLOSING_FENCE.search(text, opening.end())
+        if closing is None:
+            raise FileError("front matter", "is not closed by a --- line")
+        text = text[opening.end() : closing.start()]
+    mapping = _load_yaml(text)
+    if not isinstance(mapping, dict):
+        kind = "nothing" if mapping is None else type(mapping).__name__
+        raise FileError("front matter", f"must be a YAML mapping of keys to values, not {kind}")
+    return mapping, opening is not None
+
+
+def _load_yaml(text):
+    try:
+        if any(hint in text for hint in _STRUCTURE_HINTS):
+            _check_structure(text)
+        return yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a safe loader
+    except yaml.constructor.ConstructorError as exc:
+        raise FileError(
+            "yaml", f"tags that construct objects are refused ({exc.problem})"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise FileError("yaml", f"syntax error{where}: {problem}") from None
+
+
+def _check_structure(text):
+    """Refuse anchors/aliases (alias bombs) and deep nesting before building anything.
+
+    Scanning events is iterative and cheap; composing a deeply nested document in
+    the C loader would overflow the stack.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=YamlLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise FileError("yaml", "anchors and aliases (&name, *name) are refused")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise FileError("yaml", f"nesting deeper than {MAX_DEPTH} levels is refused")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _type_name(value):
+    return "null" if value is None else type(value).__name__
+
+
+def _required_text(mapping, key, label=None):
+    label = label or key
+    if key not in mapping:
+        raise FileError(label, "is missing")
+    value = mapping[key]
+    if not isinstance(value, str):
+        if value is None:
+            raise FileError(label, "is empty (null)")
+        raise FileError(label, f"must be a string, not {_type_name(value)}")
+    text = clean_text(value)
+    if not text:
+        raise FileError(label, "is empty")
+    return text
+
+
+def _optional_text(mapping, key, label, warn, clean=clean_text):
+    value = mapping.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return clean(str(value))
+    warn(label, f"must be a string, not {_type_name(value)}; ignored")
+    return ""
+
+
+def _integer(mapping, key, label):
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FileError(label, f"must be an integer, not {value!r:.40}")
+    return value
+
+
+def _boolean(mapping, key, label):
+    value = mapping.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise FileError(label, f"must be true or false, not {value!r:.40}")
+
+
+def _datetime(mapping, key, label):
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = parse_datetime(value.strip())
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise FileError(label, f"{value!r:.40} is not a date and time (YYYY-MM-DDTHH:MM:SSZ)")
+    else:
+        raise FileError(label, f"must be a date and time, not {_type_name(value)}")
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _url(mapping, key, label):
+    """The link form of an optional URL field; raises ``FileError`` when it is bad."""
+    value = mapping.get(key)
+    if value is None or value == "":
+        return ""
+    try:
+        return link_url(value)
+    except InvalidURL as exc:
+        raise FileError(label, str(exc)) from None
+
+
+def _optional(warn, parse_value, *args):
+    """``parse_value(*args)``, or its empty value with a warning when that part is bad."""
+    try:
+        return parse_value(*args)
+    except FileError as exc:
+        warn(exc.field, f"{exc.message}; ignored")
+        return None
+
+
+def _domain(value, label, warn):
+    if not isinstance(value, str) or not value.strip():
+        raise FileError(label, "is missing" if value is None else "must be a domain name")
+    domain = value.strip().lower()
+    if "://" in domain:
+        try:
+            domain = host_of(domain)
+        except InvalidURL as exc:
+            raise FileError(label, f"is a URL that {exc}") from None
+        warn(label, f"is a URL, not a domain; using its host {domain}")
+    domain = domain.rstrip("/.")
+    if len(domain) > 253 or not _DOMAIN.fullmatch(domain):
+        raise FileError(label, f"{value!r:.60} is not a domain name")
+    return domain
+
+
+def _provider(value, label, warn):
+    if value is None:
+        raise FileError(label, "is missing")
+    if not isinstance(value, dict):
+        raise FileError(label, f"must be a mapping with name and domain, not {_type_name(value)}")
+    domain = _domain(value.get("domain"), f"{label}.domain", warn)
+    name = _optional_text(value, "name", f"{label}.name", warn) or domain
+    return {"domain": domain, "name": name[:300]}
+
+
+def _images(value, label, warn):
+    """The images of a list that can be stored; bad ones are dropped with a warning."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        warn(label, f"must be a list, not {_type_name(value)}; ignored")
+        return []
+    images = []
+    for index, image in enumerate(value):
+        part = f"{label}[{index}]"
+        try:
+            images.append(_image(image, part, warn))
+        except FileError as exc:
+            warn(exc.field, f"{exc.message}; image dropped")
+    return images
+
+
+def _image(image, part, warn):
+    if not isinstance(image, dict):
+        raise FileError(part, f"must be a mapping, not {_type_name(image)}")
+    if "url" not in image:
+        raise FileError(f"{part}.url", "is missing")
+    url = _url(image, "url", f"{part}.url")
+    if not url:
+        raise FileError(f"{part}.url", "is empty")
+    size = {}
+    for key in ("width", "height"):
+        number = image.get(key)
+        if isinstance(number, str) and number.strip().isdigit():
+            number = int(number)
+        if number is not None and (
+            isinstance(number, bool) or not isinstance(number, int) or number < 0
+        ):
+            raise FileError(f"{part}.{key}", f"{number!r:.40} is not a size in pixels")
+        size[key] = number
+    cached = image.get("isCached")
+    return {
+        "url": url,
+        "width": size["width"],
+        "height": size["height"],
+        "isCached": cached if isinstance(cached, bool) else None,
+        "title": _optional_text(image, "title", f"{part}.title", warn),
+    }
+
+
+def _clean_news(mapping, warn):
+    title = _required_text(mapping, "title")
+    web_url = _url(mapping, "webUrl", "webUrl")
+    original_url = _url(mapping, "originalUrl", "originalUrl")
+    if not (web_url or original_url):
+        raise FileError("webUrl", "is missing (and there is no originalUrl)")
+    canonical = canonical_url(web_url or original_url)
+    heat = _integer(mapping, "heat", "heat")
+    kind = mapping.get("type") or Article.TYPE_ARTICLE
+    if kind not in (Article.TYPE_ARTICLE, Article.TYPE_VIDEO):
+        warn("type", f"{kind!r:.40} is not article or video; stored as article")
+        kind = Article.TYPE_ARTICLE
+    story = {
+        "category": _optional_text(mapping, "category", "category", warn)[:100],
+        "title": title,
+        "excerpt": _optional_text(mapping, "excerpt", "excerpt", warn, clean_excerpt),
+        "published_at": _datetime(mapping, "publishedDateTime", "publishedDateTime"),
+        "web_url": web_url,
+        "original_url": original_url,
+        "amp_web_url": _optional(warn, _url, mapping, "ampWebUrl", "ampWebUrl") or "",
+        "cdn_amp_web_url": _optional(warn, _url, mapping, "cdnAmpWebUrl", "cdnAmpWebUrl") or "",
+        "type": kind,
+        "quality": _integer(mapping, "quality", "quality"),
+        "heat": None if heat == -1 else heat,
+        "file_published": _boolean(mapping, "published", "published"),
+        "featured_content": _raw_text(mapping, "featuredContent", warn),
+        "secured": _raw_text(mapping, "secured", warn),
+    }
+    data = {
+        "canonical": canonical,
+        "story": story,
+        "provider": _provider(mapping.get("provider"), "provider", warn),
+        "topics": _topics(mapping.get("topics")),
+        "images": _images(mapping.get("images"), "images", warn),
+        "related": _related(mapping.get("related"), canonical, warn),
+    }
+    data["content_hash"] = hashlib.blake2b(
+        json.dumps(data, sort_keys=True, default=str).encode(), digest_size=16
+    ).hexdigest()
+    return data
+
+
+def _raw_text(mapping, key, warn):
+    """Opaque strings (an iframe, a signature) kept exactly; never rendered."""
+    value = mapping.get(key)
+    if value is None or isinstance(value, str):
+        return (value or "").strip()
+    warn(key, f"must be a string, not {_type_name(value)}; ignored")
+    return ""
+
+
+def _topics(value):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FileError("topics", f"must be a list of topic names, not {_type_name(value)}")
+    names = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str):
+            raise FileError(f"topics[{index}]", f"must be a topic name, not {_type_name(name)}")
+        name = clean_text(name)[:200]
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _related(value, own_canonical, warn):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        warn("related", f"must be a list, not {_type_name(value)}; ignored")
+        return []
+    items = []
+    for index, item in enumerate(value):
+        part = f"related[{index}]"
+        try:
+            listing = _related_item(item, part, warn)
+        except FileError as exc:
+            warn(exc.field, f"{exc.message}; related item dropped")
+            continue
+        if listing["canonical"] == own_canonical:
+            warn(f"{part}.webUrl", "is the file's own story; related item dropped")
+            continue
+        items.append(listing)
+    return items
+
+
+def _related_item(item, part, warn):
+    if not isinstance(item, dict):
+        raise FileError(part, f"must be a mapping, not {_type_name(item)}")
+    if "webUrl" not in item:
+        raise FileError(f"{part}.webUrl", "is missing")
+    web_url = _url(item, "webUrl", f"{part}.webUrl")
+    if not web_url:
+        raise FileError(f"{part}.webUrl", "is empty")
+    provider = _optional(warn, _provider, item.get("provider"), f"{part}.provider", warn)
+    return {
+        "canonical": canonical_url(web_url),
+        "title": _required_text(item, "title", f"{part}.title"),
+        "excerpt": _optional_text(item, "excerpt", f"{part}.excerpt", warn, clean_excerpt),
+        "published_at": _optional(
+            warn,
+            _datetime,
+            item,
+            "publishedDateTime",
+            f"{part}.publishedDateTime",
+        ),
+        "web_url": web_url,
+        "amp_web_url": _optional(warn, _url, item, "ampWebUrl", f"{part}.ampWebUrl") or "",
+        "cdn_amp_web_url": _optional(warn, _url, item, "cdnAmpWebUrl", f"{part}.cdnAmpWebUrl")
+        or "",
+        "type": item.get("type") if item.get("type") in ("article", "video") else "article",
+        "quality": _optional(warn, _integer, item, "quality", f"{part}.quality"),
+        "provider": provider,
+        "images": _images(item.get("images"), f"{part}.images", warn),
+    }
+
+
+def _clean_topic(mapping, warn):
+    name = _required_text(mapping, "name")[:200]
+    parent = _optional_text(mapping, "parent", "parent", warn)[:200]
+    if parent == name:
+        warn("parent", "is the topic itself; ignored")
+        parent = ""
+    keywords = mapping.get("keywords")
+    if keywords is None:
+        keywords = []
+    elif not isinstance(keywords, list) or not all(isinstance(word, str) for word in keywords):
+        warn("keywords", "must be a list of strings; ignored")
+        keywords = []
+    return {
+        "name": name,
+        "parent": parent,
+        "shortname": _optional_text(mapping, "shortname", "shortname", warn)[:200],
+        "description": _optional_text(mapping, "description", "description", warn),
+        "keywords": [clean_text(word) for word in keywords],
+    }
+
+
+def _clean_organization(mapping, warn):
+    domain = _domain(mapping.get("domain"), "domain", warn)
+    return {
+        "domain": domain,
+        "name": (_optional_text(mapping, "name", "name", warn) or domain)[:300],
+        "description": _optional_text(mapping, "description", "description", warn),
+        "images": _images(mapping.get("images"), "images", warn),
+    }
+
+
+# Writing ------------------------------------------------------------------------
+
+
+def story_slug(title, canonical):
+    """Readable and stable: set once when the story is created, never changed."""
+    digest = hashlib.blake2b(canonical.encode(), digest_size=4).hexdigest()
+    words = slugify(title)[:SLUG_TITLE_LENGTH].strip("-") or "story"
+    return f"{words}-{digest}"
+
+
+@dataclass
+class ChunkOutcome:
+    statuses: dict = field(default_factory=dict)
+    article_ids: set = field(default_factory=set)
+    # Clusters that lost a member to a merge and need their counts redone.
+    cluster_ids: set = field(default_factory=set)
+    # Source key -> the story its file feeds.
+    article_of: dict = field(default_factory=dict)
+
+
+def write_chunk(items):
+    """Write validated files; raises on a database error (the caller's savepoint undoes it)."""
+    outcome = ChunkOutcome()
+    now = timezone.now()
+    by_kind = {kind: [] for kind, _ in SourceFile.KIND_CHOICES}
+    for item in items:
+        by_kind[item.kind].append(item)
+    known = {
+        source_file.key: source_file
+        for source_file in SourceFile.objects.filter(key__in=[item.source.key for item in items])
+    }
+    if by_kind[SourceFile.KIND_TOPIC]:
+        _write_topics(by_kind[SourceFile.KIND_TOPIC], outcome, now)
+    if by_kind[SourceFile.KIND_ORGANIZATION]:
+        _write_organizations(by_kind[SourceFile.KIND_ORGANIZATION], outcome, now)
+    if by_kind[SourceFile.KIND_NEWS]:
+        known = _follow_moved_urls(by_kind[SourceFile.KIND_NEWS], known, outcome)
+        _write_news(by_kind[SourceFile.KIND_NEWS], known, outcome, now)
+    _record_source_files(items, known, outcome, now)
+    return outcome
+
+
+def _record_source_files(items, known, outcome, now):
+    new, changed = [], []
+    for item in items:
+        article_id = outcome.article_of.get(item.source.key)
+        row = known.get(item.source.key)
+        if row is None:
+            new.append(
+                SourceFile(
+                    key=item.source.key,
+                    kind=item.kind,
+                    article_id=article_id,
+                    raw_hash=item.raw_hash,
+                    loaded_at=now,
+                )
+            )
+        else:
+            row.kind, row.article_id, row.raw_hash, row.loaded_at = (
+                item.kind,
+                article_id,
+                item.raw_hash,
+                now,
+            )
+            changed.append(row)
+    SourceFile.objects.bulk_create(new, batch_size=500)
+    SourceFile.objects.bulk_update(
+        changed, ["kind", "article", "raw_hash", "loaded_at"], batch_size=500
+    )
+
+
+def ensure_topics(names, now):
+    """``{name: Topic}`` for every name, creating the missing ones with unique slugs."""
+    topics = {topic.name: topic for topic in Topic.objects.filter(name__in=set(names))}
+    missing = [name for name in dict.fromkeys(names) if name not in topics]
+    if missing:
+        wanted = {name: slugify(name)[:200] or "topic" for name in missing}
+        taken = set(
+            Topic.objects.filter(slug__in=set(wanted.values())).values_list("slug", flat=True)
+        )
+        created = []
+        for name in missing:
+            slug, suffix = wanted[name], 2
+            while slug in taken:
+                slug, suffix = f"{wanted[name]}-{suffix}", suffix + 1
+            taken.add(slug)
+            created.append(Topic(name=name, slug=slug, created_at=now, updated_at=now))
+        Topic.objects.bulk_create(created)
+        if any(topic.pk is None for topic in created):
+            created = Topic.objects.filter(name__in=missing)
+        topics.update((topic.name, topic) for topic in created)
+    return topics
+
+
+def ensure_providers(names_by_domain, now):
+    """``{domain: provider id}``; new providers take the first name a file gave them."""
+    ids = dict(Provider.objects.filter(domain__in=names_by_domain).values_list("domain", "pk"))
+    missing = [
+        Provider(domain=domain, name=name, created_at=now, updated_at=now)
+        for domain, name in names_by_domain.items()
+        if domain not in ids
+    ]
+    if missing:
+        Provider.objects.bulk_create(missing)
+        if any(provider.pk is None for provider in missing):
+            return ensure_providers(names_by_domain, now)
+        ids.update((provider.domain, provider.pk) for provider in missing)
+    return ids
+
+
+def _write_topics(items, outcome, now):
+    names = [item.data["name"] for item in items]
+    existed = set(Topic.objects.filter(name__in=names).values_list("name", flat=True))
+    topics = ensure_topics(
+        names + [item.data["parent"] for item in items if item.data["parent"]], now
+    )
+    for item in items:
+        data = item.data
+        topic = topics[data["name"]]
+        values = {
+            "parent_id": topics[data["parent"]].pk if data["parent"] else None,
+            "shortname": data["shortname"],
+            "description": data["description"],
+            "keywords": data["keywords"],
+        }
+        if data["name"] not in existed:
+            status = CREATED
+        elif any(getattr(topic, name) != value for name, value in values.items()):
+            status = UPDATED
+        else:
+            outcome.statuses[item.source.key] = UNCHANGED
+            continue
+        Topic.objects.filter(pk=topic.pk).update(**values, updated_at=now)
+        outcome.statuses[item.source.key] = status
+
+
+def _write_organizations(items, outcome, now):
+    domains = {item.data["domain"]: item.data["name"] for item in items}
+    existing = {
+        provider.domain: provider for provider in Provider.objects.filter(domain__in=domains)
+    }
+    ids = ensure_providers(domains, now)
+    logos = {}
+    for image in ProviderImage.objects.filter(provider_id__in=ids.values()):
+        logos.setdefault(image.provider_id, []).append((image.url, image.width, image.height))
+    for item in items:
+        data = item.data
+        provider_id = ids[data["domain"]]
+        old = existing.get(data["domain"])
+        images = [(image["url"], image["width"], image["height"]) for image in data["images"]]
+        same_text = old is not None and (old.name, old.description) == (
+            data["name"],
+            data["description"],
+        )
+        if same_text and logos.get(provider_id, []) == images:
+            outcome.statuses[item.source.key] = UNCHANGED
+            continue
+        Provider.objects.filter(pk=provider_id).update(
+            name=data["name"], description=data["description"], updated_at=now
+        )
+        ProviderImage.objects.filter(provider_id=provider_id).delete()
+        ProviderImage.objects.bulk_create(
+            ProviderImage(provider_id=provider_id, url=url, width=width, height=height, position=i)
+            for i, (url, width, height) in enumerate(images)
+        )
+        outcome.statuses[item.source.key] = UPDATED if old is not None else CREATED
+
+
+def _follow_moved_urls(items, known, outcome):
+    """Source-key identity: a file whose URL changed takes its own story to the new URL."""
+    owned = {row.article_id for row in known.values() if row.article_id}
+    if not owned:
+        return known
+    urls = dict(Article.objects.filter(pk__in=owned).values_list("pk", "canonical_url"))
+    moved = False
+    for item in items:
+        row = known.get(item.source.key)
+        if row and row.article_id and urls.get(row.article_id) != item.data["canonical"]:
+            # Fresh reads: an earlier move in this chunk may have merged this story.
+            article_id = (
+                SourceFile.objects.filter(key=item.source.key)
+                .values_list("article_id", flat=True)
+                .first()
+            )
+            if article_id:
+                move_story(article_id, item.data["canonical"], outcome)
+                moved = True
+    if not moved:
+        return known
+    return {row.key: row for row in SourceFile.objects.filter(key__in=list(known))}
+
+
+def move_story(article_id, canonical, outcome):
+    """Give story ``article_id`` the URL ``canonical``, merging the story that had it."""
+    story = Article.objects.get(pk=article_id)
+    if story.canonical_url == canonical:
+        return
+    other = Article.objects.filter(canonical_url=canonical).first()
+    if other is not None:
+        merge_stories(other, into=story)
+        if other.cluster_id:
+            outcome.cluster_ids.add(other.cluster_id)
+    Article.objects.filter(pk=story.pk).update(canonical_url=canonical)
+
+
+def merge_stories(other, into):
+    """Move everything that points at ``other`` to ``into`` and delete the emptied row."""
+    story = into
+    RelatedListing.objects.filter(target=other).update(target=story)
+    # The file being written replaces the survivor's own list; keep positions unique meanwhile.
+    offset = (
+        RelatedListing.objects.filter(source=story)
+        .order_by("-position")
+        .values_list("position", flat=True)
+        .first()
+    )
+    start = 0 if offset is None else offset + 1
+    for index, listing in enumerate(
+        RelatedListing.objects.filter(source=other).order_by("position")
+    ):
+        RelatedListing.objects.filter(pk=listing.pk).update(source=story, position=start + index)
+    SourceFile.objects.filter(article=other).update(article=story)
+    if not ArticleImage.objects.filter(article=story).exists():
+        ArticleImage.objects.filter(article=other).update(article=story)
+    ClusterOverride.objects.filter(article=other).update(article=story)
+    ClusterOverride.objects.filter(other_article=other).update(other_article=story)
+    ModerationEvent.objects.filter(article=other).update(article=story)
+    if other.published_decided_at and not story.published_decided_at:
+        Article.objects.filter(pk=story.pk).update(
+            published=other.published,
+            published_decided_at=other.published_decided_at,
+            published_decided_by=other.published_decided_by_id,
+        )
+    other.delete()
+
+
+def _write_news(items, known, outcome, now):
+    urls = {item.data["canonical"] for item in items}
+    for item in items:
+        urls.update(listing["canonical"] for listing in item.data["related"])
+    stories = {
+        story.canonical_url: story
+        for story in Article.objects.filter(canonical_url__in=urls).only(*STORY_STATE)
+    }
+    provider_names = {}
+    for item in items:
+        provider_names.setdefault(item.data["provider"]["domain"], item.data["provider"]["name"])
+        for listing in item.data["related"]:
+            if listing["provider"]:
+                provider_names.setdefault(
+                    listing["provider"]["domain"], listing["provider"]["name"]
+                )
+    providers = ensure_providers(provider_names, now)
+    topics = ensure_topics([name for item in items for name in item.data["topics"]], now)
+
+    new = {}  # canonical URL -> Article not yet in the database
+    changed = {}  # canonical URL -> existing Article the files change
+    written = {}  # canonical URL -> (Article, item): the last file for a story sets its parts
+    article_of = {}
+    for item in items:
+        data = item.data
+        canonical = data["canonical"]
+        story = stories.get(canonical) or new.get(canonical)
+        if story is None:
+            story = Article(
+                canonical_url=canonical,
+                slug=story_slug(data["story"]["title"], canonical),
+                source_key=item.source.key,
+                first_seen_at=now,
+            )
+            new[canonical] = story
+            status = CREATED
+        elif story.is_file_backed and story.content_hash == data["content_hash"]:
+            status = UNCHANGED
+        else:
+            status = UPDATED if story.pk else CREATED
+            if story.pk:
+                changed[canonical] = story
+        outcome.statuses[item.source.key] = status
+        article_of[item.source.key] = canonical
+        if status != UNCHANGED:
+            _apply_file(story, item, providers[data["provider"]["domain"]], now)
+            written[canonical] = (story, item)
+
+    for _, item in written.values():
+        for listing in item.data["related"]:
+            if listing["canonical"] not in stories and listing["canonical"] not in new:
+                new[listing["canonical"]] = _related_only_story(listing, providers, now)
+
+    Article.objects.bulk_create(list(new.values()), batch_size=500)
+    Article.objects.bulk_update(list(changed.values()), FILE_FIELDS, batch_size=500)
+
+    def story_id(url):
+        return (stories.get(url) or new[url]).pk
+
+    rewritten = [story.pk for url, (story, _) in written.items() if url not in new]
+    ArticleImage.objects.filter(article_id__in=rewritten).delete()
+    ArticleTopic.objects.filter(article_id__in=rewritten).delete()
+    RelatedListing.objects.filter(source_id__in=rewritten).delete()
+    images, article_topics, listings = [], [], []
+    for story, item in written.values():
+        data = item.data
+        outcome.article_ids.add(story.pk)
+        images.extend(
+            ArticleImage(
+                article_id=story.pk,
+                url=image["url"],
+                width=image["width"],
+                height=image["height"],
+                is_cached=image["isCached"],
+                title=image["title"],
+                position=position,
+            )
+            for position, image in enumerate(data["images"])
+        )
+        article_topics.extend(
+            ArticleTopic(article_id=story.pk, topic_id=topics[name].pk) for name in data["topics"]
+        )
+        for position, listing in enumerate(data["related"]):
+            target_id = story_id(listing["canonical"])
+            outcome.article_ids.add(target_id)
+            listings.append(_listing(story.pk, target_id, position, listing))
+    ArticleImage.objects.bulk_create(images, batch_size=500)
+    ArticleTopic.objects.bulk_create(article_topics, batch_size=500)
+    RelatedListing.objects.bulk_create(listings, batch_size=500)
+    outcome.article_of = {key: story_id(url) for key, url in article_of.items()}
+
+
+def _apply_file(story, item, provider_id, now):
+    values = item.data["story"]
+    for name, value in values.items():
+        setattr(story, name, value)
+    # Dates in the future are clamped to when the story was first seen.
+    if story.published_at and story.published_at > now:
+        story.published_at = story.first_seen_at
+    if story.published_decided_at is None:
+        # A file that does not say is not public until an editor decides.
+        story.published = bool(values["file_published"])
+    story.provider_id = provider_id
+    story.is_file_backed = True
+    story.source_key = story.source_key or item.source.key
+    story.content_hash = item.data["content_hash"]
+    story.updated_at = now
+
+
+def _related_only_story(listing, providers, now):
+    published_at = listing["published_at"]
+    return Article(
+        canonical_url=listing["canonical"],
+        slug=story_slug(listing["title"], listing["canonical"]),
+        title=listing["title"],
+        excerpt=listing["excerpt"],
+        published_at=published_at if published_at is None or published_at <= now else now,
+        web_url=listing["web_url"],
+        amp_web_url=listing["amp_web_url"],
+        cdn_amp_web_url=listing["cdn_amp_web_url"],
+        type=listing["type"],
+        quality=listing["quality"],
+        provider_id=providers[listing["provider"]["domain"]] if listing["provider"] else None,
+        published=None,
+        is_file_backed=False,
+        first_seen_at=now,
+        updated_at=now,
+    )
+
+
+def _listing(source_id, target_id, position, listing):
+    provider = listing["provider"] or {"name": "", "domain": ""}
+    return RelatedListing(
+        source_id=source_id,
+        target_id=target_id,
+        position=position,
+        title=listing["title"],
+        excerpt=listing["excerpt"],
+        published_at=listing["published_at"],
+        web_url=listing["web_url"],
+        amp_web_url=listing["amp_web_url"],
+        cdn_amp_web_url=listing["cdn_amp_web_url"],
+        type=listing["type"],
+        quality=listing["quality"],
+        provider_name=provider["name"],
+        provider_domain=provider["domain"],
+        images=listing["images"],
+    )
+
+
+# The run --------------------------------------------------------------------------
+
+
+def load(paths, *, dry_run=False, progress=None):
+    """Load files and folders; ``dry_run`` validates and counts, then rolls everything back.
+
+    ``progress`` is called with the number of files done since the last call.
+    Raises ``UnusablePath`` before loading anything if a path cannot be used.
+    """
+    paths = [str(path) for path in paths]
+    check_paths(paths)
+    result = LoadResult()
+    with transaction.atomic():
+        cluster_ids = set()
+        for batch in _batches(iter_sources(paths)):
+            cluster_ids |= _load_batch(batch, result)
+            if progress:
+                progress(len(batch))
+        if dry_run:
+            transaction.set_rollback(True)
+        elif result.changed:
+            clustering.update_for_articles(result.article_ids)
+            clustering.refresh_clusters(cluster_ids)
+            versioning.bump()
+    return result
+
+
+def _batches(sources):
+    """Files with their bytes, a bounded number of files and bytes at a time."""
+    batch, size = [], 0
+    for source in sources:
+        try:
+            raw = read_bytes(source.path)
+        except FileError as exc:
+            raw = exc
+        batch.append((source, raw))
+        size += len(raw) if isinstance(raw, bytes) else 0
+        if len(batch) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _load_batch(batch, result):
+    """Skip unchanged bytes, validate the rest, write them; returns clusters to refresh."""
+    keys = {source.key for source, _ in batch}
+    raw_hashes = dict(SourceFile.objects.filter(key__in=keys).values_list("key", "raw_hash"))
+    items, seen = [], set()
+    for source, raw in batch:
+        if source.key in seen:
+            continue  # the same file named twice on the command line
+        seen.add(source.key)
+        result.files += 1
+        if isinstance(raw, FileError):
+            _fail(result, source, raw.field, raw.message)
+            continue
+        if raw_hashes.get(source.key) == raw_digest(raw):
+            result.unchanged += 1
+            continue
+        try:
+            item = parse(source, raw)
+        except FileError as exc:
+            _fail(result, source, exc.field, exc.message)
+        except (RecursionError, MemoryError):
+            _fail(result, source, "file", "is too deeply nested or too large to read")
+        except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the run
+            _fail(result, source, "file", f"cannot be loaded ({exc.__class__.__name__}: {exc})")
+        else:
+            items.append(item)
+    return _write(items, result)
+
+
+def _write(items, result):
+    """Write the chunk in one savepoint; if that fails, file by file in a savepoint each."""
+    if not items:
+        return set()
+    try:
+        with transaction.atomic():
+            outcomes = [(items, write_chunk(items))]
+    except Exception:  # noqa: BLE001 -- retried file by file below to find the culprit
+        outcomes = []
+        for item in items:
+            try:
+                with transaction.atomic():
+                    outcomes.append(([item], write_chunk([item])))
+            except Exception as exc:  # noqa: BLE001
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                _fail(result, item.source, "database", f"could not be stored ({message})")
+    cluster_ids = set()
+    for written, outcome in outcomes:
+        for item in written:
+            status = outcome.statuses[item.source.key]
+            setattr(result, status, getattr(result, status) + 1)
+            result.warnings.extend(Problem(item.source.path, *warning) for warning in item.warnings)
+        result.article_ids |= outcome.article_ids
+        cluster_ids |= outcome.cluster_ids
+    return cluster_ids
+
+
+def _fail(result, source, part, message):
+    result.failed += 1
+    result.errors.append(Problem(source.path, part, message))
