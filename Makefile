@@ -28,6 +28,7 @@ dev: install
 	DJANGO_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: install
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/pytest
 
