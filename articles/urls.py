@@ -1,7 +1,7 @@
 from django.contrib.sitemaps import views as sitemap_views
 from django.urls import path, re_path
 
-from . import api, feeds, sitemaps, views
+from . import api, editor_views, feeds, sitemaps, views
 
 app_name = "articles"
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("topics/<slug:slug>/", views.topic_detail, name="topic"),
     path("stories/<slug:slug>/", views.cluster_detail, name="cluster"),
     path("providers/<str:domain>/", views.provider_detail, name="provider"),
+    path("moderation/", editor_views.moderation_log, name="moderation"),
+    path("preview/<int:pk>/", editor_views.preview, name="preview"),
     # Feeds, discovery and the JSON API.
     path("feeds/", feeds.feed_index, name="feeds"),
     *feeds.feed_urlpatterns(),
