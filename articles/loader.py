@@ -572,7 +572,9 @@ def _related_item(item, part, warn):
     web_url = _url(item, "webUrl", f"{part}.webUrl")
     if not web_url:
         raise FileError(f"{part}.webUrl", "is empty")
-    provider = _optional(warn, _provider, item.get("provider"), f"{part}.provider", warn)
+    provider = item.get("provider")
+    if provider is not None:
+        provider = _optional(warn, _provider, provider, f"{part}.provider", warn)
     return {
         "canonical": canonical_url(web_url),
         "title": _required_text(item, "title", f"{part}.title"),
