@@ -4,6 +4,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
+from .clustering import coverage_for, related_reading_for
 from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
 from .models import (
     Article,
@@ -11,7 +12,6 @@ from .models import (
     ClusterAlias,
     ClusterTopic,
     Provider,
-    RelatedListing,
     Topic,
 )
 from .pagination import paginate_ids
@@ -21,31 +21,22 @@ TOP_ON_HOME = 5
 MORE_OUTLETS = 5
 
 
-def clusters_with_coverage(ids, members=None):
-    """The clusters ``ids`` in that order, each with ``coverage`` (its other visible stories).
+def clusters_with_coverage(ids):
+    """The public clusters ``ids`` in that order, each with ``coverage`` and its "More:" line.
 
     Four queries for any number of clusters: clusters with leads and outlets,
     lead images, outlet logos, and every coverage line of the page at once.
     """
     ids = list(ids)
-    members = members if members is not None else Article.objects.coverage_visible()
     by_id = (
         Cluster.objects.select_related("lead__provider")
         .prefetch_related("lead__images", "lead__provider__images")
         .in_bulk(ids)
     )
     clusters = [by_id[pk] for pk in ids if pk in by_id]
-    lead_ids = [cluster.lead_id for cluster in clusters if cluster.lead_id]
-    coverage = {}
-    for story in (
-        members.filter(cluster_id__in=by_id)
-        .exclude(pk__in=lead_ids)
-        .select_related("provider")
-        .order_by("-quality", "published_at", "pk")
-    ):
-        coverage.setdefault(story.cluster_id, []).append(story)
+    coverage = coverage_for(clusters)
     for cluster in clusters:
-        cluster.coverage = coverage.get(cluster.pk, [])
+        cluster.coverage = coverage[cluster.pk]
         cluster.more = more_line(cluster)
     return clusters
 
@@ -147,26 +138,19 @@ def cluster_context(cluster, members=None):
     )
     coverage = sorted(
         (s for s in stories if s is not lead),
-        key=lambda s: (-(s.quality if s.quality is not None else -1), s.pk),
+        key=lambda s: (
+            s.quality is None,
+            -(s.quality or 0),
+            s.published_at or s.first_seen_at,
+            s.pk,
+        ),
     )
-    member_ids = [s.pk for s in stories]
-    related, seen = [], set(member_ids)
-    for listing in (
-        RelatedListing.objects.filter(source_id__in=member_ids, source__in=members)
-        .filter(target__in=Article.objects.coverage_visible())
-        .exclude(target__cluster=cluster)
-        .select_related("target__provider")
-        .order_by("source_id", "position")
-    ):
-        if listing.target_id not in seen:
-            seen.add(listing.target_id)
-            related.append(listing.target)
     return {
         "cluster": cluster,
         "lead": lead,
         "coverage": coverage,
         "timeline": stories,
-        "related": related,
+        "related": related_reading_for([cluster])[cluster.pk],
         "topics": cluster.topics.order_by("name"),
     }
 

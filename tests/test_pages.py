@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlencode
 
 import pytest
+from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given
@@ -329,3 +330,62 @@ def test_fuzzed_query_strings_never_give_a_server_error(client, path, params):
         build_world(clusters=3, stories=2, prefix="theta")
     response = client.get(f"{path}?{urlencode(params)}")
     assert response.status_code in (200, 404)
+
+
+# -- The seeds ------------------------------------------------------------------------------
+
+LEAD = "IBM ends all facial recognition work as CEO calls out bias and inequality"
+UNPUBLISHED_SEED_TITLES = [
+    "IBM quits facial recognition, joins call for police reforms",
+    "IBM Exits Facial Recognition Business, Calls for Police Reform",
+    "IBM turns away from facial recognition business amid public furore",
+]
+
+
+def section(html, heading_id):
+    """The HTML of the ``<section>`` labelled by ``heading_id``."""
+    match = re.search(rf'<section aria-labelledby="{heading_id}">(.*?)</section>', html, re.S)
+    return match.group(1) if match else ""
+
+
+def seed_pages(client):
+    cluster_url = Cluster.objects.public().get().get_absolute_url()
+    urls = ["/", "/topics/", "/topics/ai/", "/topics/computer-vision/", "/topics/ibm-ai/"]
+    urls += [cluster_url, "/providers/techcrunch.com/", "/providers/nytimes.com/"]
+    return {url: page(client, url) for url in urls}
+
+
+@pytest.mark.django_db
+def test_the_seeds_as_loaded_show_one_story_led_by_techcrunch(client, seeds_dir):
+    call_command("load_seeds", str(seeds_dir), verbosity=0)
+    pages = seed_pages(client)
+    assert headlines(pages["/"]) == [LEAD]
+    assert headlines(pages["/topics/ai/"]) == [LEAD]
+    assert "Nothing about IBM AI has been published yet." in pages["/topics/ibm-ai/"]
+    cluster = next(html for url, html in pages.items() if url.startswith("/stories/"))
+    assert f"<h1>{LEAD}</h1>" in cluster
+    assert "House police reform bill" in section(cluster, "related-title")
+    assert "House police reform bill" not in section(cluster, "coverage-title")
+    assert "vlogging camera" not in section(cluster, "coverage-title")
+    for url, html in pages.items():
+        for title in UNPUBLISHED_SEED_TITLES:
+            assert title not in html, (url, title)
+        assert h1_count(html) == 1, url
+
+
+@pytest.mark.django_db
+def test_with_all_five_seeds_published_they_are_one_cluster(client, seeds_dir, tmp_path):
+    for seed in seeds_dir.iterdir():
+        text = seed.read_text().replace("published: false", "published: true")
+        (tmp_path / seed.name).write_text(text)
+    call_command("load_seeds", str(tmp_path), verbosity=0)
+    pages = seed_pages(client)
+    assert headlines(pages["/"]) == [LEAD]
+    cluster = next(html for url, html in pages.items() if url.startswith("/stories/"))
+    coverage = section(cluster, "coverage-title")
+    for title in UNPUBLISHED_SEED_TITLES:
+        assert title in coverage
+    for outlet in ["Charlotte Observer", "Seattle Times", "South China Morning Post"]:
+        assert outlet in cluster
+    assert "vlogging camera" not in coverage
+    assert "House police reform bill" not in coverage

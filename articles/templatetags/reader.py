@@ -59,15 +59,19 @@ def first_image(article):
 
 
 @register.simple_tag
-def timestamp(value):
-    """``<time datetime>`` with a relative label for recent times and the full date on hover."""
+def timestamp(value, precise=False):
+    """``<time datetime>`` with a relative label for recent times and the full date on hover.
+
+    ``precise`` adds the time of day to older dates (timelines within one day).
+    """
     if value is None:
         return ""
     local = timezone.localtime(value)
     full = format_date(local, "j F Y, H:i T")
     age = timezone.now() - value
     recent = 0 <= age.days < RELATIVE_FOR_DAYS
-    label = naturaltime(value) if recent else format_date(local, "j M Y")
+    date_format = "j M Y, H:i" if precise else "j M Y"
+    label = naturaltime(value) if recent else format_date(local, date_format)
     return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), full, label)
 
 
