@@ -105,15 +105,16 @@ def test_command_line(tmp_path):
 
 
 @pytest.mark.django_db
-def test_generated_files_load_without_failures(corpus_dir):
+def test_generated_files_load_without_failures(tmp_path):
     from django.core.management import call_command, get_commands
 
     if "load_seeds" not in get_commands():
         pytest.skip("load_seeds is not available yet")
     from io import StringIO
 
+    files, _written = write_corpus(tmp_path, 150, 11)
     out = StringIO()
-    call_command("load_seeds", str(corpus_dir), json=True, stdout=out, stderr=StringIO())
+    call_command("load_seeds", str(tmp_path), json=True, stdout=out, stderr=StringIO())
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     assert summary["failed"] == 0, summary["errors"][:5]
-    assert summary["files"] >= 400
+    assert summary["files"] == files
