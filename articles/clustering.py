@@ -66,6 +66,8 @@ LISTED_BONUS = 0.20
 # Average similarity a merged cluster must keep: stops chains A~B~C~D.
 GROUP_THRESHOLD = 0.25
 RELATED_THRESHOLD = 0.42
+# Above this many changed stories a load regroups everything in one pass (same result).
+BULK_LOAD_STORIES = 2000
 
 # Lobsters' shape: the time term grows by one every SCORE_TIME_CONSTANT seconds,
 # so a cluster ten times as strong ranks like one that much newer; no decay job.
@@ -456,10 +458,10 @@ def _save(labels, stories):
     return touched
 
 
-def _regroup(file_backed, related_ids):
-    overrides = list(ClusterOverride.objects.order_by("created_at", "pk"))
-    labels, stories = _partition(file_backed, related_ids, overrides)
-    return _save(labels, stories)
+def _everything():
+    file_backed = _load_stories(Article.objects.filter(is_file_backed=True))
+    related_ids = set(Article.objects.filter(is_file_backed=False).values_list("pk", flat=True))
+    return file_backed, related_ids
 
 
 @transaction.atomic
@@ -469,7 +471,11 @@ def update_for_articles(article_ids):
     if not article_ids:
         return
     overrides = list(ClusterOverride.objects.order_by("created_at", "pk"))
-    file_backed, related_ids = _closed_neighbourhood(article_ids, overrides)
+    if len(article_ids) > BULK_LOAD_STORIES:
+        # A bulk load: one pass over everything beats a neighbourhood query per story.
+        file_backed, related_ids = _everything()
+    else:
+        file_backed, related_ids = _closed_neighbourhood(article_ids, overrides)
     labels, stories = _partition(file_backed, related_ids, overrides)
     touched = _save(labels, stories)
     # Changed stories may change their cluster's lead or score without moving.
@@ -481,9 +487,7 @@ def update_for_articles(article_ids):
 def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
     overrides = list(ClusterOverride.objects.order_by("created_at", "pk"))
-    file_backed = _load_stories(Article.objects.filter(is_file_backed=True))
-    related_ids = set(Article.objects.filter(is_file_backed=False).values_list("pk", flat=True))
-    labels, stories = _partition(file_backed, related_ids, overrides)
+    labels, stories = _partition(*_everything(), overrides)
     touched = _save(labels, stories)
     refresh_clusters(Cluster.objects.values_list("pk", flat=True))
     return len(touched)
