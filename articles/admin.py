@@ -638,7 +638,8 @@ class ClusterAdmin(BaseAdmin):
             return page
         reason = self.action_reason(request)
         for other in others:
-            clustering.merge_clusters(target, other, request.user, reason)
+            # A merge may rename or replace the surviving row: carry on with what it returns.
+            target = clustering.merge_clusters(target, other, request.user, reason)
         self.message_user(request, f"Merged {len(others)} clusters into “{target}”.")
         return None
 

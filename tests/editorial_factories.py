@@ -23,11 +23,10 @@ def topic(name, parent=None):
     return Topic.objects.get_or_create(name=name, defaults={"slug": slug, "parent": parent})[0]
 
 
-def story(title, outlet="example.com", topics=(), published=False, file_backed=True, **fields):
-    """One story in a cluster of its own (as the loader leaves a new story)."""
+def unsaved_story(title, outlet, published=False, file_backed=True, **fields):
     n = next(_serial)
     url = f"https://{outlet}/news/{n}"
-    article = Article.objects.create(
+    return Article(
         canonical_url=url,
         web_url=url,
         slug=f"story-{n}",
@@ -40,11 +39,33 @@ def story(title, outlet="example.com", topics=(), published=False, file_backed=T
         source_key=f"news/{n}.md" if file_backed else "",
         **fields,
     )
+
+
+def story(title, outlet="example.com", topics=(), published=False, file_backed=True, **fields):
+    """One story, clustered as the loader leaves a new story."""
+    article = unsaved_story(title, outlet, published, file_backed, **fields)
+    article.save()
     for name in topics:
         ArticleTopic.objects.create(article=article, topic=topic(name))
     clustering.update_for_articles([article.pk])
     article.refresh_from_db()
     return article
+
+
+def many_stories(count, title, outlet="wire.example", topics=(), **fields):
+    """``count`` stories saved and clustered at once, each headline its own event."""
+    articles = Article.objects.bulk_create(
+        unsaved_story(f"{title} {n}: {SUBJECTS[n % len(SUBJECTS)]} {n * 7919}", outlet, **fields)
+        for n in range(count)
+    )
+    ArticleTopic.objects.bulk_create(
+        ArticleTopic(article=article, topic=topic(name)) for article in articles for name in topics
+    )
+    clustering.update_for_articles([article.pk for article in articles])
+    return articles
+
+
+SUBJECTS = ["harbour", "senate", "vaccine", "satellite", "orchestra", "glacier", "tariff"]
 
 
 def join(lead, *others):

@@ -13,7 +13,7 @@ from articles import versioning
 from articles.admin import BULK_CONFIRM_THRESHOLD
 from articles.models import Article, ArticleImage, ModerationEvent, RelatedListing
 
-from .editorial_factories import PASSWORD, editor, join, story, superuser
+from .editorial_factories import PASSWORD, editor, join, many_stories, story, superuser
 
 pytestmark = pytest.mark.django_db
 
@@ -310,7 +310,7 @@ def test_csrf_is_enforced_on_split(newsroom):
 
 
 def test_bulk_actions_over_the_threshold_ask_first(clients):
-    drafts = [story(f"Draft {n}", "example.net") for n in range(BULK_CONFIRM_THRESHOLD + 1)]
+    drafts = many_stories(BULK_CONFIRM_THRESHOLD + 1, "Draft")
     response = changelist_post(clients["editor"], "publish_selected", drafts, status="review")
     assert response.status_code == 200
     assert "Are you sure" in response.content.decode()
@@ -329,8 +329,7 @@ def test_bulk_actions_over_the_threshold_ask_first(clients):
 
 
 def test_bulk_select_across_confirms_then_applies_to_the_filtered_rows(clients, newsroom):
-    for n in range(BULK_CONFIRM_THRESHOLD + 1):
-        story(f"Wire draft {n}", "wire.example")
+    many_stories(BULK_CONFIRM_THRESHOLD + 1, "Wire draft")
     url = admin_url("articles_article_changelist") + "?status=review&q=wire"
     data = {"action": "unpublish_selected", "index": 0, "select_across": 1, "_selected_action": []}
     data["_selected_action"] = list(
@@ -404,13 +403,11 @@ def test_cluster_change_page_lists_members(clients, newsroom):
 
 
 def test_changelist_query_count_does_not_grow_with_rows(clients, django_assert_max_num_queries):
-    for n in range(3):
-        story(f"First batch {n}", f"outlet{n}.example", ["AI", "Chips"])
+    many_stories(3, "First batch", topics=["AI", "Chips"])
     url = admin_url("articles_article_changelist") + "?status=all"
     with django_assert_max_num_queries(16) as small:
         clients["editor"].get(url)
-    for n in range(30):
-        story(f"Second batch {n}", f"more{n}.example", ["AI", "Chips"])
+    many_stories(30, "Second batch", topics=["AI", "Chips"])
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = clients["editor"].get(url)
     assert len(response.context["cl"].result_list) == 33
@@ -420,15 +417,15 @@ def test_change_pages_run_a_bounded_number_of_queries(
     clients, newsroom, django_assert_max_num_queries
 ):
     draft = newsroom["draft"]
-    for n in range(10):
+    extras = many_stories(10, "Extra coverage", file_backed=False)
+    for n, extra in enumerate(extras):
         ArticleImage.objects.create(
             article=draft, url=f"https://cdn.example/{n}.jpg", position=n + 2
         )
-        extra = story(f"Extra coverage {n}", f"extra{n}.example", file_backed=False)
         RelatedListing.objects.create(
             source=draft, target=extra, position=n + 1, title=extra.title, web_url=extra.web_url
         )
-        join(newsroom["lead"], extra)
+    join(newsroom["lead"], *extras)
     with django_assert_max_num_queries(24):
         clients["editor"].get(admin_url("articles_article_change", draft.pk))
     with django_assert_max_num_queries(20):
