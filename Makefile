@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: install run dev test lint format clean
+.PHONY: install run dev test bench lint format clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: install
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/pytest
+
+# The quick benchmarks (N = 1,000 and 10,000); BENCHMARKS.md has the full runs.
+bench: install
+	$(PY) bench/ingest.py --sizes 1000,10000 --repeat 3
+	$(PY) bench/serve.py --sizes 1000,10000 --repeat 3 --duration 3
 
 lint: install
 	$(BIN)/ruff check .
