@@ -7,6 +7,7 @@ fragment and tracking parameters, so syndication and newsletter variants of one
 article are one story. Meaningful query strings (``?p=121777``) are kept.
 """
 
+import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .text import decode_entities
@@ -50,6 +51,8 @@ TRACKING_PREFIXES = ("utm_", "elq_", "__twitter", "_ga")
 # Characters left as they are when percent-encoding; ``%`` keeps existing escapes intact.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9/%:@!$&'()*+,;=\-._~?#]")
+_SPACE = re.compile(r"\s")
 
 
 class InvalidURL(ValueError):
@@ -75,12 +78,11 @@ def link_url(value):
         raise InvalidURL(f"uses {scheme}:, only http and https links are accepted")
     if not scheme or not parts.netloc:
         raise InvalidURL("is not an absolute http(s) URL")
-    if not parts.hostname or any(ch.isspace() for ch in parts.netloc):
+    if not parts.hostname or _SPACE.search(parts.netloc):
         raise InvalidURL("has no valid host")
-    try:
-        netloc = parts.netloc.encode("ascii").decode()
-    except UnicodeEncodeError:
-        netloc = _ascii_netloc(parts)
+    if not _NEEDS_QUOTING.search(url):
+        return url if parts.scheme == scheme else urlunsplit((scheme, *parts[1:]))
+    netloc = parts.netloc if parts.netloc.isascii() else _ascii_netloc(parts)
     url = urlunsplit(
         (
             scheme,
