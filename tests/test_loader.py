@@ -1,8 +1,12 @@
 """load_seeds on the official seeds, on hand-made bad input, and its re-load semantics."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 import yaml
@@ -450,3 +454,42 @@ def test_text_is_cleaned(tmp_path):
     load(tmp_path / "story.md")
     assert Article.objects.get().excerpt == ""
     assert ArticleImage.objects.count() == 1
+
+
+@pytest.mark.slow
+def test_command_line_exit_statuses(tmp_path, seeds_dir):
+    """The real command: exit 0/1/2, errors on stderr as path: field: problem, no traceback."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "AGGREGATOR_VAR_DIR": str(tmp_path),
+    }
+
+    def manage(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert manage("migrate", "--noinput", "-v0").returncode == 0
+    ok = manage("load_seeds", str(seeds_dir))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().splitlines()[-1] == (
+        "files: 5, created: 5, updated: 0, unchanged: 0, failed: 0, warnings: 0"
+    )
+
+    bad = write(tmp_path, "bad.md", news(quality="high"))
+    failed = manage("load_seeds", "--json", str(bad))
+    assert failed.returncode == 1
+    assert f"{bad}: quality: must be an integer" in failed.stderr
+    assert json.loads(failed.stdout.strip().splitlines()[-1])["failed"] == 1
+
+    missing = manage("load_seeds", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    for run in (ok, failed, missing):
+        assert "Traceback" not in run.stderr
