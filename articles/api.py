@@ -12,8 +12,9 @@ from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import translation
+from django.views.decorators.http import require_safe
 
-from .conditional import conditional, site_validators, topic_validators
+from .conditional import respond_conditionally, site_validators, topic_validators
 from .feeds import with_story_details
 from .models import Article, ArticleTopic, Topic
 
@@ -106,25 +107,21 @@ def topic_stories(topic):
     return Article.objects.published().filter(pk__in=tagged.values("article_id"))
 
 
-def _topic_validators(request, slug, page):
-    return topic_validators(get_object_or_404(Topic, slug=slug))
-
-
-def _site_validators(request, page):
-    return site_validators()
-
-
 @json_errors
-@conditional(_topic_validators)
+@require_safe
 def topic_news(request, slug, page):
     topic = get_object_or_404(Topic, slug=slug)
-    return page_json(request, topic_stories(topic), page)
+    return respond_conditionally(
+        request, topic_validators(topic), lambda: page_json(request, topic_stories(topic), page)
+    )
 
 
 @json_errors
-@conditional(_site_validators)
+@require_safe
 def all_news(request, page):
-    return page_json(request, Article.objects.published(), page)
+    return respond_conditionally(
+        request, site_validators(), lambda: page_json(request, Article.objects.published(), page)
+    )
 
 
 @json_errors

@@ -15,7 +15,6 @@ copy.
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import wraps
 
 from django.db.models import Max
 from django.utils.cache import get_conditional_response, patch_cache_control
@@ -81,29 +80,14 @@ def cluster_validators(cluster):
     return Validators.of(("cluster", cluster.pk), [cluster.updated_at, *moments])
 
 
-def conditional(get_validators, max_age=MAX_AGE):
-    """Answer 304 from ``get_validators(request, *args, **kwargs)`` before the view runs.
-
-    ``get_validators`` may raise ``Http404``; the view then never runs either.
-    Every 200 and 304 carries the validators and a public ``max-age``.
-    """
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request, *args, **kwargs):
-            validators = get_validators(request, *args, **kwargs)
-            last_modified = int(validators.last_modified.timestamp())
-            response = get_conditional_response(
-                request, etag=validators.etag, last_modified=last_modified
-            )
-            if response is None:
-                response = view(request, *args, **kwargs)
-            if response.status_code in (200, 304):
-                response.headers["ETag"] = validators.etag
-                response.headers["Last-Modified"] = http_date(last_modified)
-                patch_cache_control(response, public=True, max_age=max_age)
-            return response
-
-        return wrapped
-
-    return decorator
+def respond_conditionally(request, validators, render, max_age=MAX_AGE):
+    """A 304 when the client's copy is current, else ``render()``; both carry the validators."""
+    last_modified = int(validators.last_modified.timestamp())
+    response = get_conditional_response(request, etag=validators.etag, last_modified=last_modified)
+    if response is None:
+        response = render()
+    if response.status_code in (200, 304):
+        response.headers["ETag"] = validators.etag
+        response.headers["Last-Modified"] = http_date(last_modified)
+        patch_cache_control(response, public=True, max_age=max_age)
+    return response

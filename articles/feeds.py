@@ -385,14 +385,13 @@ FORMATS = {"rss": MediaRssFeed, "atom": MediaAtomFeed, "json": JsonFeed}
 
 
 class StoryFeed(Feed):
-    """Every feed of the site: ``scope`` picks the content, ``feed_type`` the format."""
+    """Every feed of the site: the resolved scope picks the content, ``feed_type`` the format."""
 
-    def __init__(self, scope, feed_type):
-        self.scope = scope
+    def __init__(self, feed_type):
         self.feed_type = feed_type
 
-    def get_object(self, request, **kwargs):
-        return self.scope.resolve(request, **kwargs)
+    def get_object(self, request, scope):
+        return scope
 
     def title(self, scope):
         return scope.title
@@ -446,11 +445,18 @@ class StoryFeed(Feed):
         }
 
 
-def feed_view(scope, fmt):
-    def validators(request, **kwargs):
-        return scope.resolve(request, **kwargs).validators()
+def feed_view(scope_class, fmt):
+    """The feed of ``scope_class`` in ``fmt``; the scope is resolved once per request."""
+    feed = StoryFeed(FORMATS[fmt])
 
-    return conditional.conditional(validators)(StoryFeed(scope, FORMATS[fmt]))
+    @require_safe
+    def view(request, **kwargs):
+        scope = scope_class.resolve(request, **kwargs)
+        return conditional.respond_conditionally(
+            request, scope.validators(), lambda: feed(request, scope=scope)
+        )
+
+    return view
 
 
 def feed_urlpatterns():
