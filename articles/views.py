@@ -1,9 +1,11 @@
 """Reader pages. Each runs a fixed number of queries whatever the size of the lists shown."""
 
+from django.core.cache import cache
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
+from . import versioning
 from .clustering import coverage_for, related_reading_for
 from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
 from .models import (
@@ -19,6 +21,7 @@ from .pagination import paginate_ids
 TOP_ON_HOME = 5
 # Outlets named on a "More:" line before "and N more".
 MORE_OUTLETS = 5
+DIRECTORY_CACHE_SECONDS = 3600
 
 
 def clusters_with_coverage(ids):
@@ -54,7 +57,17 @@ def more_line(cluster):
 
 
 def topic_directory():
-    """Top-level topics, each with ``children``; every topic carries ``cluster_count``."""
+    """The topic tree with counts, cached until content next changes.
+
+    Counting is an aggregate over every topic row; the content version in the
+    key makes a publish show at once on every app server sharing the cache.
+    """
+    key = f"reader:topic-directory:v{versioning.current().version}"
+    return cache.get_or_set(key, build_topic_directory, DIRECTORY_CACHE_SECONDS)
+
+
+def build_topic_directory():
+    """Top-level topics, each with ``child_list``; every topic carries ``cluster_count``."""
     counts = dict(
         ClusterTopic.objects.filter(cluster__in=Cluster.objects.public())
         .values_list("topic")
