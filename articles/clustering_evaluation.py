@@ -73,20 +73,26 @@ def resolve(names):
 
 
 def score(events, clusters, titles=None):
-    """Score one set of labels ({event: [name]}) against {name: cluster id}."""
+    """Score one set of labels ({event: [name]}) against {name: (story id, cluster id)}.
+
+    Names that resolve to one story (a file's key and its URL) count once.
+    """
     result = Score()
     event_of = {}
     for event, names in events.items():
         for name in names:
-            if name in clusters:
-                event_of[name] = event
-            else:
+            if name not in clusters:
                 result.missing.append(name)
+                continue
+            story = clusters[name][0]
+            if event_of.setdefault(story, event) != event:
+                raise LabelError(f"{name} is labelled both {event_of[story]} and {event}")
+    cluster_of = dict(clusters.values())
     result.stories = len(event_of)
     titles = titles or {}
     for a, b in combinations(sorted(event_of), 2):
         same_event = event_of[a] == event_of[b]
-        clustered = clusters[a] == clusters[b]
+        clustered = cluster_of[a] == cluster_of[b]
         result.true_pairs += same_event
         result.predicted_pairs += clustered
         result.correct_pairs += same_event and clustered
@@ -101,10 +107,10 @@ def evaluate(sets):
     """{set name: Score} for every labels set against the current clusters."""
     results = {}
     for name, events in sets.items():
-        names = [story for stories in events.values() for story in stories]
-        ids = resolve(names)
-        rows = dict(Article.objects.filter(pk__in=ids.values()).values_list("pk", "cluster_id"))
-        titles = dict(Article.objects.filter(pk__in=ids.values()).values_list("pk", "title"))
-        clusters = {story: rows[pk] for story, pk in ids.items()}
-        results[name] = score(events, clusters, {s: titles[pk] for s, pk in ids.items()})
+        ids = resolve([story for stories in events.values() for story in stories])
+        rows = Article.objects.filter(pk__in=ids.values()).values_list("pk", "cluster_id", "title")
+        cluster_of = {pk: cluster_id for pk, cluster_id, _ in rows}
+        titles = {pk: title for pk, _, title in rows}
+        clusters = {story: (pk, cluster_of[pk]) for story, pk in ids.items()}
+        results[name] = score(events, clusters, titles)
     return results

@@ -127,6 +127,10 @@ def story_text(title, excerpt=""):
     excerpt_words = _words(excerpt)
     names = _name_tokens(title_words, trust_capitals=not _is_title_case(title_words))
     names |= _name_tokens(excerpt_words, trust_capitals=True)
+    # Capitalised at the start of both headline and lede: "Uber abandons…" / "Uber has…".
+    names |= {t for t, raw, _ in title_words[:1] if raw[:1].isupper()} & {
+        t for t, raw, _ in excerpt_words if raw[:1].isupper()
+    }
     title_tokens = frozenset(t for t, _, _ in title_words)
     copy_keys = []
     if len(title_words) >= COPY_TITLE_MIN_TOKENS:
@@ -159,8 +163,9 @@ def similarity(x, y):
         _weighted_dice(x.title_tokens, y.title_tokens, names),
         _weighted_dice(x.tokens, y.tokens, names),
     )
-    # Two events on one beat share topic words ("self-driving car division"), not names.
-    if names.isdisjoint(x.tokens & y.tokens):
+    # Two events on one beat share topic words ("self-driving car division"), not a
+    # name both write as one ("Self-Driving" in a single headline is not enough).
+    if (x.names & y.names).isdisjoint(x.tokens & y.tokens):
         score *= NAMELESS_FACTOR
     return score
 

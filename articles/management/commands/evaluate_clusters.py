@@ -20,10 +20,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, labels, verbosity=1, **options):
         try:
-            sets = read_labels(labels)
+            results = evaluate(read_labels(labels))
         except LabelError as exc:
             raise CommandError(str(exc)) from None
-        results = evaluate(sets)
         total = Score()
         for name, result in results.items():
             if not result.stories:
