@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.db.models import Prefetch
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import feedgenerator
 from django.utils.html import format_html, format_html_join
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_safe
 
 from . import conditional
 from .clustering import coverage_for
-from .models import Article, ArticleImage, Cluster, Provider, Topic
+from .models import Article, ArticleImage, Cluster, ClusterAlias, Provider, Topic
 
 MAX_ITEMS = 50
 MEDIA_NS = "http://search.yahoo.com/mrss/"
@@ -122,6 +122,11 @@ class Scope:
     @classmethod
     def resolve(cls, request, **kwargs):
         return cls(request)
+
+    @classmethod
+    def moved(cls, **kwargs):
+        """The URL kwargs of where a missing object now lives, or None."""
+        return None
 
     def validators(self):
         raise NotImplementedError
@@ -281,6 +286,13 @@ class ClusterScope(Scope):
     def resolve(cls, request, slug):
         clusters = Cluster.objects.public().select_related("lead")
         return cls(request, get_object_or_404(clusters, slug=slug))
+
+    @classmethod
+    def moved(cls, slug):
+        """A story merged into another keeps its feed address: it redirects to the survivor's."""
+        alias = ClusterAlias.objects.filter(slug=slug, cluster__in=Cluster.objects.public())
+        new_slug = alias.values_list("cluster__slug", flat=True).first()
+        return new_slug and {"slug": new_slug}
 
     @property
     def title(self):
@@ -451,7 +463,13 @@ def feed_view(scope_class, fmt):
 
     @require_safe
     def view(request, **kwargs):
-        scope = scope_class.resolve(request, **kwargs)
+        try:
+            scope = scope_class.resolve(request, **kwargs)
+        except Http404:
+            moved = scope_class.moved(**kwargs)
+            if moved is None:
+                raise
+            return redirect(f"articles:feed_{scope_class.name}_{fmt}", permanent=True, **moved)
         return conditional.respond_conditionally(
             request, scope.validators(), lambda: feed(request, scope=scope)
         )

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from articles import versioning
-from articles.models import Article
+from articles.models import Article, ClusterAlias
 from tests import feeds_data as data
 
 FORMATS = ["rss", "atom", "json"]
@@ -288,6 +288,13 @@ def test_unknown_scopes_are_404(client, news):
         ("articles:feed_cluster_json", {"slug": "no-such-story"}),
     ]:
         assert client.get(reverse(name, kwargs=kwargs)).status_code == 404
+
+
+def test_a_merged_story_feed_redirects_to_the_survivor(client, news):
+    ClusterAlias.objects.create(slug="old-ibm-story", cluster=news["ibm"])
+    response = client.get(reverse("articles:feed_cluster_atom", kwargs={"slug": "old-ibm-story"}))
+    assert response.status_code == 301
+    assert response["Location"] == feed_url(news, "cluster", "atom")
 
 
 def test_pages_link_their_feeds(client, news):
