@@ -300,6 +300,7 @@ def test_a_merged_story_feed_redirects_to_the_survivor(client, news):
 def test_pages_link_their_feeds(client, news):
     ai = news["ai"]
     page = client.get(ai.get_absolute_url()).content.decode()
+    assert f'href="{reverse("articles:feeds")}"' in page  # every page's footer
     for fmt in FORMATS:
         assert f'href="{reverse(f"articles:feed_all_{fmt}")}"' in page
         assert f'href="{feed_url(news, "topic", fmt)}"' in page
