@@ -1,5 +1,6 @@
 """Serving benchmark: gunicorn (2 workers, production settings) over a database of N stories,
-driven by wrk from a second process; each page's rate as a ratio of a trivial view's.
+driven from a second process (wrk, else a Python generator); each page's rate as a ratio
+of a trivial view's.
 
     python bench/serve.py --sizes 1000,10000,100000 --repeat 3 --duration 5 [--json]
 
@@ -239,13 +240,84 @@ WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M
 WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url, duration, connections, headers=()):
-    """Drive ``url`` with wrk from its own process and return its figures."""
+def drive(url, duration, connections, headers=()):
+    """Load ``url`` from a second process: wrk when installed, else the Python generator."""
+    if not shutil.which("wrk"):
+        args = [
+            sys.executable,
+            "bench/serve.py",
+            "--step",
+            "drive",
+            "--duration",
+            str(duration),
+            "--connections",
+            str(connections),
+            "--url",
+            url,
+        ]
+        for header in headers:
+            args += ["--header", header]
+        result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=True)
+        return json.loads(result.stdout.strip().splitlines()[-1])
     args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
     for header in headers:
         args += ["-H", header]
     return parse_wrk(
         subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    )
+
+
+def python_load(url, duration, connections, headers):
+    """A small closed-loop load generator: ``connections`` threads, each one request at a time."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    extra = dict(header.split(": ", 1) for header in headers)
+    latencies, errors, lock = [], [0], threading.Lock()
+    deadline = time.perf_counter() + duration
+
+    def worker():
+        mine, failed = [], 0
+        while (started := time.perf_counter()) < deadline:
+            try:
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                connection.request("GET", target, headers=extra)
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                failed += response.status >= 400
+            except OSError:
+                failed += 1
+            mine.append((time.perf_counter() - started) * 1000)
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    begun = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - begun
+    latencies.sort()
+
+    def percentile(q):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * q))] if latencies else None
+
+    print(
+        json.dumps(
+            {
+                "rps": len(latencies) / elapsed,
+                "p50_ms": percentile(0.5),
+                "p99_ms": percentile(0.99),
+                "requests": len(latencies),
+                "errors": errors[0],
+            }
+        )
     )
 
 
@@ -307,7 +379,7 @@ def bench_mode(url, info, mode, args, port, progress):
             figures = {}
             for page, path in targets.items():
                 headers = [f"If-None-Match: {etag}"] if page == "feed_304" else []
-                figures[page] = wrk(server.base + path, args.duration, args.connections, headers)
+                figures[page] = drive(server.base + path, args.duration, args.connections, headers)
             rounds.append(figures)
     finally:
         server.stop()
@@ -397,7 +469,7 @@ def report(results, checks, info):
     print(
         f"Serving benchmark on {info['cpu']} ({info['cpus']} CPUs), {results[0]['database']}"
         f"{' + Redis' if info['redis'] else ', local-memory cache'}, {info['date']}; gunicorn "
-        f"2 workers; wrk 1 thread, {info['connections']} connections, {info['duration']}s per "
+        f"2 workers; {info['driver']}, {info['connections']} connections, {info['duration']}s per "
         f"page, medians of {info['repeat']} rounds"
     )
     rows = []
@@ -446,8 +518,12 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=PORT, help="first of two ports (default 8300)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
-    parser.add_argument("--step", choices=["discover", "count"], help=argparse.SUPPRESS)
+    parser.add_argument("--step", choices=["discover", "count", "drive"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--header", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.step == "drive":
+        return python_load(args.url, args.duration, args.connections, args.header)
     if args.step == "discover":
         return discover()
     if args.step == "count":
@@ -458,8 +534,6 @@ def main(argv=None):
         parser.error(f"--sizes must be numbers separated by commas, not {args.sizes!r}")
     if min(sizes + [args.repeat, args.duration, args.connections]) < 1:
         parser.error("sizes, --repeat, --duration and --connections must be at least 1")
-    if not shutil.which("wrk"):
-        parser.error("wrk is not installed (apt-get install wrk)")
 
     def progress(message):
         print(f"[serve] {message}", file=sys.stderr, flush=True)

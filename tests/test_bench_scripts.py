@@ -59,6 +59,56 @@ def test_parse_wrk_refuses_output_without_a_rate():
         parse_wrk("unable to connect to 127.0.0.1:8300 Connection refused")
 
 
+@pytest.fixture
+def local_server():
+    """A static file server on a free loopback port: something to drive."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(REPO / "seeds")))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def drive_with_python(url):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/serve.py",
+            "--step",
+            "drive",
+            "--duration",
+            "1",
+            "--connections",
+            "2",
+            "--url",
+            url,
+            "--header",
+            "If-None-Match: x",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_python_load_generator_counts_requests_and_errors(local_server):
+    ok = drive_with_python(local_server + "/")
+    assert ok["requests"] > 0 and ok["errors"] == 0
+    assert ok["rps"] > 0 and 0 < ok["p50_ms"] <= ok["p99_ms"]
+    missing = drive_with_python(local_server + "/no-such-file")
+    assert missing["requests"] > 0 and missing["errors"] == missing["requests"]
+
+
 def ingest_result(count, fresh, unchanged, rss, failed=0):
     step = {"seconds": 1.0, "ratio_to_parse": 1.0, "rss_mb": rss, "summary": {"failed": failed}}
     return {
