@@ -53,6 +53,8 @@ CHUNK_BYTES = 16 * 1024 * 1024
 # Real files nest four levels deep; anything far deeper is hostile or broken.
 MAX_DEPTH = 20
 SLUG_TITLE_LENGTH = 180
+# Scores are stored in 32-bit integer columns.
+LARGEST_INTEGER = 2**31 - 1
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 # Article columns a news file sets.
@@ -365,6 +367,8 @@ def _integer(mapping, key, label):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise FileError(label, f"must be an integer, not {value!r:.40}")
+    if not -LARGEST_INTEGER <= value <= LARGEST_INTEGER:
+        raise FileError(label, f"{value} is out of range")
     return value
 
 
@@ -440,7 +444,11 @@ def _provider(value, label, warn):
         raise FileError(label, f"must be a mapping with name and domain, not {_type_name(value)}")
     domain = _domain(value.get("domain"), f"{label}.domain", warn)
     name = _optional_text(value, "name", f"{label}.name", warn) or domain
-    return {"domain": domain, "name": name[:300]}
+    return {
+        "domain": domain,
+        "name": name[:300],
+        "images": _images(value.get("images"), f"{label}.images", warn),
+    }
 
 
 def _images(value, label, warn):
@@ -850,18 +858,54 @@ def _write_organizations(items, outcome, now):
             data["name"],
             data["description"],
         )
-        if same_text and logos.get(provider_id, []) == images:
+        # Without a usable logo of its own, a provider keeps the one news files gave it.
+        same_logos = not images or logos.get(provider_id, []) == images
+        if same_text and same_logos:
             outcome.statuses[item.source.key] = UNCHANGED
             continue
         Provider.objects.filter(pk=provider_id).update(
             name=data["name"], description=data["description"], updated_at=now
         )
-        ProviderImage.objects.filter(provider_id=provider_id).delete()
-        ProviderImage.objects.bulk_create(
-            ProviderImage(provider_id=provider_id, url=url, width=width, height=height, position=i)
-            for i, (url, width, height) in enumerate(images)
-        )
+        if not same_logos:
+            ProviderImage.objects.filter(provider_id=provider_id).delete()
+            insert_rows(ProviderImage, _logos(provider_id, data["images"]))
         outcome.statuses[item.source.key] = UPDATED if old is not None else CREATED
+
+
+def _logos(provider_id, images):
+    return [
+        ProviderImage(
+            provider_id=provider_id,
+            url=image["url"],
+            width=image["width"],
+            height=image["height"],
+            position=position,
+        )
+        for position, image in enumerate(images)
+    ]
+
+
+def _fill_missing_logos(items, providers):
+    """Providers without logos take the ones the first news file naming them carries."""
+    wanted = {}
+    for item in items:
+        provider = item.data["provider"]
+        if provider["images"]:
+            wanted.setdefault(providers[provider["domain"]], provider["images"])
+    if not wanted:
+        return
+    have = set(
+        ProviderImage.objects.filter(provider_id__in=wanted).values_list("provider_id", flat=True)
+    )
+    insert_rows(
+        ProviderImage,
+        [
+            logo
+            for provider_id, images in wanted.items()
+            if provider_id not in have
+            for logo in _logos(provider_id, images)
+        ],
+    )
 
 
 def _follow_moved_urls(items, known, outcome):
@@ -949,6 +993,7 @@ def _write_news(items, known, outcome, now):
                     listing["provider"]["domain"], listing["provider"]["name"]
                 )
     providers = ensure_providers(provider_names, now)
+    _fill_missing_logos(items, providers)
     topics = ensure_topics([name for item in items for name in item.data["topics"]], now)
 
     new = {}  # canonical URL -> Article not yet in the database
@@ -971,7 +1016,7 @@ def _write_news(items, known, outcome, now):
         elif story.is_file_backed and story.content_hash == data["content_hash"]:
             status = UNCHANGED
         else:
-            status = UPDATED if story.pk else CREATED
+            status = UPDATED  # an existing story, or one an earlier file of this chunk created
             if story.pk:
                 changed[canonical] = story
         outcome.statuses[item.source.key] = status

@@ -188,6 +188,7 @@ BAD_FILES = {
     "date-impossible": (news(publishedDateTime="2021-02-30T10:00:00Z"), "publishedDateTime", ""),
     "quality": (news(quality="high"), "quality", "must be an integer"),
     "quality-float": (news(quality=7.5), "quality", "must be an integer"),
+    "quality-huge": (news(quality=10**12), "quality", "is out of range"),
     "heat": (news(heat="warm"), "heat", "must be an integer"),
     "heat-bool": (news(heat=True), "heat", "must be an integer"),
     "published": (news(published="yes"), "published", "must be true or false"),
@@ -363,7 +364,7 @@ def test_two_files_with_one_canonical_url_are_one_story(tmp_path):
     write(tmp_path, "a.md", news(webUrl="https://example.com/story?mid=1"))
     write(tmp_path, "b.md", news(webUrl="https://EXAMPLE.com/story#x", title="Other copy"))
     status, summary, _ = load(tmp_path)
-    assert status == 0
+    assert (status, summary["created"], summary["updated"]) == (0, 1, 1)
     story = Article.objects.get()
     assert set(story.source_files.values_list("key", flat=True)) == {"a.md", "b.md"}
     assert story.title == "Other copy"
@@ -476,6 +477,8 @@ def test_command_line_exit_statuses(tmp_path, seeds_dir):
             timeout=120,
         )
 
+    unmigrated = manage("load_seeds", str(seeds_dir))
+    assert unmigrated.returncode == 1 and "has `manage.py migrate` run?" in unmigrated.stderr
     assert manage("migrate", "--noinput", "-v0").returncode == 0
     ok = manage("load_seeds", str(seeds_dir))
     assert ok.returncode == 0, ok.stderr
@@ -491,5 +494,25 @@ def test_command_line_exit_statuses(tmp_path, seeds_dir):
 
     missing = manage("load_seeds", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
-    for run in (ok, failed, missing):
+    for run in (unmigrated, ok, failed, missing):
         assert "Traceback" not in run.stderr
+
+
+def test_provider_logos(tmp_path):
+    logo = {"url": "https://cdn.example/logos/example.com-50x50.jpg", "width": 50, "height": 50}
+    write(
+        tmp_path,
+        "a.md",
+        news(provider={"name": "Example", "domain": "example.com", "images": [logo]}),
+    )
+    write(
+        tmp_path,
+        "example.com.md",
+        "---\ntaxonomy: organization\nname: Example Inc.\ndomain: example.com\n"
+        "images:\n  - url: /assets/images/organizations/example.com-50x50.jpg\n---\n",
+    )
+    status, summary, _ = load(tmp_path)
+    assert status == 0
+    provider = Provider.objects.get()
+    assert provider.name == "Example Inc."
+    assert list(provider.images.values_list("url", "width")) == [(logo["url"], 50)]

@@ -4,6 +4,7 @@ import json
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from tqdm import tqdm
 
 from articles import loader
@@ -38,6 +39,10 @@ class Command(BaseCommand):
             bar = tqdm(total=loader.count_files(paths), unit="file", file=self.stderr._out)
         try:
             result = loader.load(paths, dry_run=dry_run, progress=bar.update if bar else None)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"the database cannot be used ({exc}); has `manage.py migrate` run?"
+            ) from None
         finally:
             if bar:
                 bar.close()
