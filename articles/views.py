@@ -107,7 +107,8 @@ def home(request):
         "articles/home.html",
         {
             "top_clusters": [loaded[pk] for pk in top_ids if pk in loaded],
-            "clusters": [loaded[pk] for pk in page.ids if pk in loaded],
+            # Stories already shown as top stories are not repeated below them.
+            "clusters": [loaded[pk] for pk in page.ids if pk in loaded and pk not in top_ids],
             "page": page,
             "filter": filterset,
             "directory": topic_directory(),
