@@ -15,7 +15,7 @@ from django.utils import translation
 from django.views.decorators.http import require_safe
 
 from .conditional import respond_conditionally, site_validators, topic_validators
-from .feeds import with_story_details
+from .feeds import NEWEST_FIRST, with_story_details
 from .models import Article, ArticleTopic, Topic
 
 PAGE_SIZE = 20
@@ -86,7 +86,7 @@ def page_json(request, stories, page):
     window = list(
         with_story_details(stories.select_related("cluster"))
         .prefetch_related("provider__images")
-        .order_by("-published_at", "-pk")[start : start + PAGE_SIZE + 1]
+        .order_by(*NEWEST_FIRST)[start : start + PAGE_SIZE + 1]
     )
     if page > 1 and not window:
         raise Http404(f"There is no page {page}; the list ends before it.")

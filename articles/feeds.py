@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -30,14 +30,17 @@ from .clustering import coverage_for
 from .models import Article, ArticleImage, Cluster, ClusterAlias, Provider, Topic
 
 MAX_ITEMS = 50
+# Stories newest first; undated ones last on every database (PostgreSQL sorts NULL first).
+NEWEST_FIRST = (F("published_at").desc(nulls_last=True), "-pk")
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # GUIDs are tag URIs (RFC 4151) under the site's host and this fixed date, so
 # they never depend on an outlet's URL, a title, or the host a reader used.
 GUID_DATE = "2026"
 
-# Everything XML 1.0 cannot carry: C0 controls except tab/LF/CR, surrogates, U+FFFE/FFFF.
-XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/FFFF) and the
+# C1 controls it allows but no reader should see.
+XML_INVALID = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_safe(value):
@@ -63,7 +66,6 @@ class Entry:
     guid: str
     title: str
     link: str
-    permalink: str
     summary: str
     html: str
     published: datetime | None
@@ -134,12 +136,6 @@ class Scope:
     def entries(self):
         raise NotImplementedError
 
-    def feed_url(self, fmt):
-        return reverse(f"articles:feed_{self.name}_{fmt}", kwargs=self.url_kwargs())
-
-    def url_kwargs(self):
-        return {}
-
     def absolute(self, url):
         return self.request.build_absolute_uri(url)
 
@@ -158,7 +154,6 @@ class Scope:
                     guid=guid("cluster", cluster.slug),
                     title=lead.title,
                     link=lead.link,
-                    permalink=permalink,
                     summary=lead.excerpt,
                     html=story_html(lead, permalink, coverage.get(cluster.pk, ())),
                     published=cluster.published_at or lead.first_seen_at,
@@ -171,7 +166,8 @@ class Scope:
         return entries
 
     def story_entries(self, stories):
-        stories = with_story_details(stories.select_related("cluster"))[:MAX_ITEMS]
+        stories = with_story_details(stories.select_related("cluster")).order_by(*NEWEST_FIRST)
+        stories = stories[:MAX_ITEMS]
         entries = []
         for story in stories:
             permalink = self.absolute(story.get_absolute_url())
@@ -180,7 +176,6 @@ class Scope:
                     guid=guid("story", story.slug),
                     title=story.title,
                     link=story.link,
-                    permalink=permalink,
                     summary=story.excerpt,
                     html=story_html(story, permalink),
                     published=story.published_at or story.first_seen_at,
@@ -205,6 +200,7 @@ class SiteScope(Scope):
     def description(self):
         return settings.SITE_DESCRIPTION
 
+    @property
     def link(self):
         return reverse("articles:home")
 
@@ -231,11 +227,9 @@ class TopicScope(Scope):
     def description(self):
         return self.obj.description or f"Stories about {self.obj.name} from every outlet."
 
+    @property
     def link(self):
         return self.obj.get_absolute_url()
-
-    def url_kwargs(self):
-        return {"slug": self.obj.slug}
 
     def validators(self):
         return conditional.topic_validators(self.obj)
@@ -263,11 +257,9 @@ class ProviderScope(Scope):
     def description(self):
         return f"Stories from {self.obj} ({self.obj.domain})."
 
+    @property
     def link(self):
         return self.obj.get_absolute_url()
-
-    def url_kwargs(self):
-        return {"domain": self.obj.domain}
 
     def validators(self):
         return conditional.provider_validators(self.obj)
@@ -302,18 +294,15 @@ class ClusterScope(Scope):
     def description(self):
         return f"Every outlet's coverage of “{self.obj.lead.title}” as it joins."
 
+    @property
     def link(self):
         return self.obj.get_absolute_url()
-
-    def url_kwargs(self):
-        return {"slug": self.obj.slug}
 
     def validators(self):
         return conditional.cluster_validators(self.obj)
 
     def entries(self):
-        coverage = Article.objects.coverage_visible().filter(cluster=self.obj)
-        return self.story_entries(coverage.order_by("-published_at", "-pk"))
+        return self.story_entries(Article.objects.coverage_visible().filter(cluster=self.obj))
 
 
 SCOPES = [SiteScope, TopicScope, ProviderScope, ClusterScope]
@@ -415,7 +404,7 @@ class StoryFeed(Feed):
         return scope.description
 
     def link(self, scope):
-        return scope.link()
+        return scope.link
 
     def feed_guid(self, scope):
         return guid("feed", scope.request.path.strip("/"))

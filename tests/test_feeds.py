@@ -258,7 +258,7 @@ def test_at_most_fifty_items(client, news):
 
 
 # No NUL: PostgreSQL refuses it in text columns before any feed could see it.
-HOSTILE = "AT&T <script>alert(1)</script> ]]> \x01\x08\x0b\x1f\ufffe \U0001f680 “quotes” &amp;"
+HOSTILE = "AT&T <script>alert(1)</script> ]]> \x01\x08\x0b\x1f\x9b\ufffe \U0001f680 “quotes” &amp;"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -349,3 +349,12 @@ def test_opml_groups_topic_feeds_by_parent(client, news):
         "http://testserver" + reverse("articles:feed_topic_rss", kwargs={"slug": loner.slug})
     )
     assert child_of_child.slug in response.content.decode()
+
+
+def test_undated_stories_come_last_with_their_first_seen_date(client, news):
+    undated = data.story("A story without a date", news["verge"])
+    Article.objects.filter(pk=undated.pk).update(published_at=None)
+    data.cluster_of(undated)
+    feed = feedparser.parse(client.get(feed_url(news, "provider", "rss")).content)
+    assert feed.entries[-1].title == undated.title
+    assert feed.entries[-1].published_parsed  # falls back to when the story was first seen
