@@ -548,6 +548,7 @@ def main(argv=None):
     info = machine()
     info.update(
         redis=bool(os.environ.get("REDIS_URL")),
+        driver="wrk 1 thread" if shutil.which("wrk") else "Python load generator",
         repeat=args.repeat,
         duration=args.duration,
         connections=args.connections,
