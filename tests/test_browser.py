@@ -84,6 +84,32 @@ def test_axe_finds_no_serious_violation_in_any_scheme_or_width(reader_site):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+def test_pages_break_no_content_security_policy_rule(reader_site):
+    """No inline style, script or handler: Chromium reports every refused one on the console."""
+    sync_api = browser_or_skip()
+    refused = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", route_local_only(reader_site))
+            page.on(
+                "console",
+                lambda message: "Content Security Policy" in message.text
+                and refused.append(f"{page.url}: {message.text}"),
+            )
+            for path in PAGES.values():
+                page.goto(reader_site + path)
+                # Open the filter form too: its contents must obey the policy as well.
+                if page.locator("details.filters").count():
+                    page.locator("details.filters summary").click()
+        finally:
+            browser.close()
+    assert not refused, "\n".join(refused)
+
+
 def route_local_only(base):
     def handle(route):
         if route.request.url.startswith(base):

@@ -219,6 +219,8 @@ def test_hostile_text_from_files_is_escaped_and_unsafe_links_are_dropped(client)
     )
     Article.objects.filter(pk=coverage.pk).update(title=HOSTILE, web_url="javascript:alert(1)")
     Provider.objects.filter(pk=lead.provider_id).update(name=HOSTILE)
+    # A provider key that cannot form a URL is shown without a link, not as an error.
+    Provider.objects.filter(pk=coverage.provider_id).update(domain="https://odd.example/a/b")
     for url in ["/", "/topics/space/", "/stories/zeta-0/", f"/providers/{lead.provider.domain}/"]:
         html = page(client, url)
         assert "<script>alert" not in html and "<b>bold</b>" not in html, url
