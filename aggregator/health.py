@@ -9,6 +9,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 
+class CacheUnavailable(Exception):
+    pass
+
+
 @never_cache
 @require_safe
 def healthz(request):
@@ -43,5 +47,5 @@ def check_cache():
     stored = cache.get(key)
     cache.delete(key)
     if stored != token:
-        raise LookupError("cache did not return what was stored")
+        raise CacheUnavailable("the cache did not return what was stored")
     return {"backend": type(cache).__name__}

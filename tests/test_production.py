@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.management import call_command
 from django.http import HttpResponse
 from django.templatetags.static import static
@@ -28,6 +29,14 @@ from articles import clustering, versioning
 from articles.models import Article, Provider, Topic
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Nothing listens on port 1: the production cache backend with Redis down.
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "aggregator.cache.FailSoftRedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+}
 
 SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
@@ -189,31 +198,31 @@ def test_healthz_reports_database_and_cache_without_a_session(client):
 
 @pytest.mark.django_db
 def test_healthz_says_which_service_is_down(client, settings):
-    # Nothing listens on port 1: the cache is unreachable, the database is fine.
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-        }
-    }
+    settings.CACHES = UNREACHABLE_REDIS
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error"
     assert body["database"]["ok"] is True
-    assert body["cache"] == {"ok": False, "error": "ConnectionError"}
+    assert body["cache"] == {"ok": False, "error": "CacheUnavailable"}
 
 
 def test_pages_are_served_when_the_cache_is_down(client, settings, story):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-        }
-    }
+    settings.CACHES = UNREACHABLE_REDIS
     response = client.get(reverse("articles:home"))
     assert response.status_code == 200
     assert "First story" in response.content.decode()
+
+
+def test_an_unreachable_redis_reads_as_misses_and_drops_writes(settings):
+    settings.CACHES = UNREACHABLE_REDIS
+    cache.set("key", "value")
+    assert cache.get("key", "default") == "default"
+    assert cache.get_or_set("key", lambda: "computed") == "computed"
+    assert cache.get_many(["key"]) == {}
+    assert cache.add("key", "value") is False
+    assert cache.set_many({"a": 1, "b": 2}) == ["a", "b"]
+    assert cache.delete("key") is False
 
 
 @pytest.mark.django_db
