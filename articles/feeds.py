@@ -476,7 +476,10 @@ def feed_urlpatterns():
 
 
 def providers_with_stories():
-    return Provider.objects.filter(pk__in=visible_stories().values("provider_id"))
+    """Outlets with a public story, whose key can form a feed and page address."""
+    return Provider.objects.filter(pk__in=visible_stories().values("provider_id")).exclude(
+        domain__contains="/"
+    )
 
 
 def topic_groups():

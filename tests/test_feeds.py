@@ -331,6 +331,19 @@ def ghost(news):
     return data.story("Ghost story", data.provider("ghost.example"), published=False)
 
 
+def test_an_outlet_key_that_cannot_form_an_address_is_left_out(client, news):
+    odd = data.provider("https://odd.example/a/b", "Odd Outlet")
+    story = data.story("Odd outlet story", odd)
+    cluster = data.cluster_of(story)
+    # The story still shows; only the outlet's own addresses are left out, never an error.
+    assert story.title in client.get(feed_url(news, "all", "rss")).content.decode()
+    assert client.get(cluster.get_absolute_url()).status_code == 200
+    feeds_page = client.get(reverse("articles:feeds"))
+    assert feeds_page.status_code == 200 and "Odd Outlet" not in feeds_page.content.decode()
+    providers = client.get(reverse("articles:sitemap_section", kwargs={"section": "providers"}))
+    assert providers.status_code == 200 and b"odd.example" not in providers.content
+
+
 def test_opml_groups_topic_feeds_by_parent(client, news):
     child_of_child = data.topic("Face Recognition", parent=news["vision"])
     loner = data.topic("Robotics")
