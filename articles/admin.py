@@ -35,6 +35,8 @@ from .models import (
 admin.site.site_header = f"{settings.SITE_NAME} editorial"
 admin.site.site_title = f"{settings.SITE_NAME} editorial"
 admin.site.index_title = "Editorial desk"
+# The review queue needs the width more than a second menu (breadcrumbs lead home).
+admin.site.enable_nav_sidebar = False
 
 # Actions over more rows than this ask for confirmation first.
 BULK_CONFIRM_THRESHOLD = 50
@@ -182,6 +184,7 @@ class BaseAdmin(admin.ModelAdmin):
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
+    classes = ["readonly-inline"]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -231,13 +234,28 @@ class RelatedListingInline(ReadOnlyInline):
         return admin_link(listing.target, "open")
 
 
-class EventInline(ReadOnlyInline):
+class ShowsActor:
+    """The editor's name as text: editors may not open user accounts, so no link."""
+
+    @admin.display(description="who", ordering="actor__username")
+    def actor_name(self, event):
+        return event.actor.get_username() if event.actor else "—"
+
+
+class EventInline(ShowsActor, ReadOnlyInline):
     """The moderation log of one story or cluster, newest first."""
 
     model = ModerationEvent
     verbose_name = "moderation log entry"
     verbose_name_plural = "moderation log"
-    fields = readonly_fields = ["created_at", "actor", "action", "old_value", "new_value", "reason"]
+    fields = readonly_fields = [
+        "created_at",
+        "actor_name",
+        "action",
+        "old_value",
+        "new_value",
+        "reason",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
@@ -249,7 +267,7 @@ class ArticleEventInline(EventInline):
 
 class ClusterEventInline(EventInline):
     fk_name = "cluster"
-    fields = readonly_fields = ["created_at", "actor", "action", "subject", "reason"]
+    fields = readonly_fields = ["created_at", "actor_name", "action", "subject", "reason"]
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -299,8 +317,7 @@ class ArticleAdmin(BaseAdmin):
         "heat",
         "published_at",
         "cluster_size",
-        "public_page",
-        "original",
+        "links_out",
     ]
     list_display_links = ["title"]
     list_editable = ["published"]
@@ -378,6 +395,16 @@ class ArticleAdmin(BaseAdmin):
             .prefetch_related(Prefetch("topics", queryset=Topic.objects.only("pk", "name")))
         )
 
+    def changelist_view(self, request, extra_context=None):
+        status = request.GET.get(StatusFilter.parameter_name) or StatusFilter.DEFAULT
+        label = StatusFilter.STATES.get(status, ("all",))[0].lower()
+        title = (
+            "Review queue: stories awaiting a decision"
+            if status == StatusFilter.DEFAULT
+            else f"Stories: {label}"
+        )
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=PublishedForm, **kwargs)
 
@@ -412,14 +439,12 @@ class ArticleAdmin(BaseAdmin):
     def cluster_size(self, article):
         return article.cluster.story_count if article.cluster_id else "—"
 
-    @admin.display(description="public page")
-    def public_page(self, article):
+    @admin.display(description="links")
+    def links_out(self, article):
         label = "view" if shown_publicly(article) else "preview"
-        return format_html('<a href="{}" target="_blank">{}</a>', public_url(article), label)
-
-    @admin.display(description="original")
-    def original(self, article):
-        return outbound_link(article.link, article.provider.domain if article.provider else None)
+        public = format_html('<a href="{}" target="_blank">{}</a>', public_url(article), label)
+        original = outbound_link(article.link, "original")
+        return format_html("{} · {}", public, original)
 
     @admin.display(description="links")
     def links(self, article):
@@ -678,10 +703,10 @@ class ProviderAdmin(DescribedAdmin):
 
 
 @admin.register(ModerationEvent)
-class ModerationEventAdmin(BaseAdmin):
+class ModerationEventAdmin(ShowsActor, BaseAdmin):
     """The log itself: read by everyone on the desk, written only by the acts it records."""
 
-    list_display = ["created_at", "actor", "action", "subject_link", "change", "reason"]
+    list_display = ["created_at", "actor_name", "action", "subject_link", "change", "reason"]
     list_filter = ["action", ("actor", admin.RelatedOnlyFieldListFilter), "created_at"]
     search_fields = ["subject", "reason", "actor__username"]
     date_hierarchy = "created_at"
@@ -689,7 +714,7 @@ class ModerationEventAdmin(BaseAdmin):
     actions = None
     fields = readonly_fields = [
         "created_at",
-        "actor",
+        "actor_name",
         "action",
         "subject_link",
         "field",
