@@ -538,10 +538,13 @@ def _clean_news(mapping, warn):
 
 
 def _raw_text(mapping, key, warn):
-    """Opaque strings (an iframe, a signature) kept exactly; never rendered."""
+    """Opaque strings (an iframe, a signature) kept as they are; never rendered.
+
+    Only NUL goes: databases refuse it in text (YAML's ``"\\0"`` escape makes one).
+    """
     value = mapping.get(key)
     if value is None or isinstance(value, str):
-        return (value or "").strip()
+        return (value or "").replace("\x00", "").strip()
     warn(key, f"must be a string, not {_type_name(value)}; ignored")
     return ""
 
@@ -1153,7 +1156,8 @@ def load(paths, *, dry_run=False, progress=None):
             transaction.set_rollback(True)
         elif result.changed:
             clustering.update_for_articles(result.article_ids)
-            clustering.refresh_clusters(cluster_ids)
+            if cluster_ids:
+                clustering.refresh_clusters(cluster_ids)
             versioning.bump()
     return result
 

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from articles.loader import story_slug
 from articles.models import (
     Article,
     ArticleImage,
@@ -516,3 +517,26 @@ def test_provider_logos(tmp_path):
     provider = Provider.objects.get()
     assert provider.name == "Example Inc."
     assert list(provider.images.values_list("url", "width")) == [(logo["url"], 50)]
+
+
+def test_a_file_the_database_refuses_fails_alone(tmp_path):
+    """A chunk that fails in the database is redone file by file; only the culprit fails."""
+    Article.objects.create(
+        canonical_url="https://elsewhere.example/x",
+        slug=story_slug("Clash", "https://example.com/clash"),
+        title="Holds the slug",
+    )
+    write(tmp_path, "a.md", news(webUrl="https://example.com/a"))
+    clash = write(tmp_path, "b.md", news(webUrl="https://example.com/clash", title="Clash"))
+    write(tmp_path, "c.md", news(webUrl="https://example.com/c", featuredContent='<iframe a="\0">'))
+    status, summary, err = load(tmp_path)
+    assert status == 1
+    assert (summary["created"], summary["failed"]) == (2, 1)
+    [error] = summary["errors"]
+    assert (error["path"], error["field"]) == (str(clash), "database")
+    assert error["message"].startswith("could not be stored")
+    assert set(SourceFile.objects.values_list("key", flat=True)) == {"a.md", "c.md"}
+    assert not Article.objects.filter(canonical_url="https://example.com/clash").exists()
+    assert Article.objects.get(canonical_url="https://example.com/c").featured_content == (
+        '<iframe a="">'
+    )
