@@ -1,12 +1,12 @@
 """Reader pages. Each runs a fixed number of queries whatever the size of the lists shown."""
 
 from django.core.cache import cache
-from django.db.models import Count
+from django.db.models import Count, F
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import versioning
-from .clustering import coverage_for, related_reading_for
+from .clustering import coverage_for
 from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
 from .models import (
     Article,
@@ -14,6 +14,7 @@ from .models import (
     ClusterAlias,
     ClusterTopic,
     Provider,
+    RelatedListing,
     Topic,
 )
 from .pagination import paginate_ids
@@ -164,9 +165,27 @@ def cluster_context(cluster, members=None):
         "lead": lead,
         "coverage": coverage,
         "timeline": stories,
-        "related": related_reading_for([cluster])[cluster.pk],
+        "related": related_reading(cluster),
         "topics": cluster.topics.order_by("name"),
     }
+
+
+def related_reading(cluster):
+    """Visible stories the cluster's published members list that belong to other events.
+
+    Read from the listings side so a story listed from several clusters is
+    attributed to this one only; newest first, each story once.
+    """
+    listings = (
+        RelatedListing.objects.filter(source__cluster=cluster)
+        .filter(source__in=Article.objects.published())
+        .filter(target__in=Article.objects.coverage_visible())
+        .exclude(target__cluster=cluster)
+        .select_related("target__provider")
+        .prefetch_related("target__provider__images")
+        .order_by(F("target__published_at").desc(nulls_last=True), "target_id", "pk")
+    )
+    return list({listing.target_id: listing.target for listing in listings}.values())
 
 
 def cluster_detail(request, slug):
