@@ -53,6 +53,7 @@ CHUNK_BYTES = 16 * 1024 * 1024
 # Real files nest four levels deep; anything far deeper is hostile or broken.
 MAX_DEPTH = 20
 SLUG_TITLE_LENGTH = 180
+IN_LOOKUP_SIZE = 2000
 # Scores are stored in 32-bit integer columns.
 LARGEST_INTEGER = 2**31 - 1
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
@@ -757,6 +758,17 @@ def insert_rows(model, objects):
         cursor.executemany(sql, [values(obj) for obj in objects])
 
 
+def in_slices(values):
+    """``values`` in lists short enough for one ``__in`` lookup.
+
+    A chunk's related lists can name tens of thousands of URLs; SQLite refuses
+    statements with more than 32,766 parameters.
+    """
+    values = list(values)
+    for start in range(0, len(values), IN_LOOKUP_SIZE):
+        yield values[start : start + IN_LOOKUP_SIZE]
+
+
 def update_rows(model, objects, fields):
     """Save ``fields`` of many rows with one prepared UPDATE run per row.
 
@@ -803,7 +815,11 @@ def ensure_topics(names, now):
 
 def ensure_providers(names_by_domain, now):
     """``{domain: provider id}``; new providers take the first name a file gave them."""
-    ids = dict(Provider.objects.filter(domain__in=names_by_domain).values_list("domain", "pk"))
+    ids = {
+        domain: pk
+        for part in in_slices(names_by_domain)
+        for domain, pk in Provider.objects.filter(domain__in=part).values_list("domain", "pk")
+    }
     missing = [
         Provider(domain=domain, name=name, created_at=now, updated_at=now)
         for domain, name in names_by_domain.items()
@@ -985,7 +1001,8 @@ def _write_news(items, known, outcome, now):
         urls.update(listing["canonical"] for listing in item.data["related"])
     stories = {
         story.canonical_url: story
-        for story in Article.objects.filter(canonical_url__in=urls).only(*STORY_STATE)
+        for part in in_slices(urls)
+        for story in Article.objects.filter(canonical_url__in=part).only(*STORY_STATE)
     }
     provider_names = {}
     for item in items:
@@ -1034,10 +1051,11 @@ def _write_news(items, known, outcome, now):
                 new[listing["canonical"]] = _related_only_story(listing, providers, now)
 
     insert_rows(Article, new.values())
-    for url, pk in Article.objects.filter(canonical_url__in=list(new)).values_list(
-        "canonical_url", "pk"
-    ):
-        new[url].pk = pk
+    for part in in_slices(new):
+        for url, pk in Article.objects.filter(canonical_url__in=part).values_list(
+            "canonical_url", "pk"
+        ):
+            new[url].pk = pk
     update_rows(Article, changed.values(), FILE_FIELDS)
 
     def story_id(url):
