@@ -68,6 +68,7 @@ GROUP_THRESHOLD = 0.25
 RELATED_THRESHOLD = 0.42
 # Above this many changed stories a load regroups everything in one pass (same result).
 BULK_LOAD_STORIES = 2000
+QUERY_BATCH = 1000
 
 # Lobsters' shape: the time term grows by one every SCORE_TIME_CONSTANT seconds,
 # so a cluster ten times as strong ranks like one that much newer; no decay job.
@@ -116,10 +117,18 @@ class Story:
 
 def _load_stories(queryset):
     stories = {row["pk"]: Story.from_row(row) for row in queryset.values(*STORY_FIELDS)}
-    listings = RelatedListing.objects.filter(source_id__in=[s.pk for s in stories.values()])
+    listings = RelatedListing.objects.filter(source_id__in=queryset.values("pk"))
     for source_id, target_id in listings.values_list("source_id", "target_id"):
-        stories[source_id].lists.add(target_id)
+        if source_id in stories:
+            stories[source_id].lists.add(target_id)
     return stories
+
+
+def _chunks(ids, size=QUERY_BATCH):
+    """Bounded ``__in`` lists: databases cap how many parameters one query takes."""
+    ids = sorted(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 # --- Step 1: file-backed stories ---------------------------------------------
@@ -286,8 +295,12 @@ def _members_by_label(labels, stories):
     return groups
 
 
-def _partition(file_backed, related_ids, overrides):
-    """The new grouping of the given stories: ({pk: label}, {pk: Story})."""
+def _partition(file_backed, related, overrides, complete=False):
+    """The new grouping of the given stories: {pk: label}.
+
+    ``complete`` says every story is given (a full rebuild); otherwise the given
+    file-backed stories form closed components and the rest keep their clusters.
+    """
     split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
     roots = group_file_backed(list(file_backed.values()), isolated=split)
     labels = {pk: ("auto", root) for pk, root in roots.items()}
@@ -297,50 +310,50 @@ def _partition(file_backed, related_ids, overrides):
         [
             o
             for o in overrides
-            if o.article_id in file_backed
-            and (o.other_article_id is None or o.other_article_id in file_backed)
+            if o.kind == ClusterOverride.KIND_SPLIT
+            or (o.article_id in file_backed and o.other_article_id in file_backed)
         ],
     )
     groups = _members_by_label(labels, file_backed)
 
-    listed = RelatedListing.objects.filter(
-        source_id__in=list(file_backed), target__is_file_backed=False
-    )
-    related_ids = set(related_ids) | set(listed.values_list("target_id", flat=True))
-    related = _load_stories(Article.objects.filter(pk__in=related_ids, is_file_backed=False))
     listers = defaultdict(set)
-    for source_id, target_id in RelatedListing.objects.filter(
-        target_id__in=list(related), source__is_file_backed=True
-    ).values_list("source_id", "target_id"):
-        listers[target_id].add(source_id)
-    # Listers outside the neighbourhood keep their clusters: read them as they are.
-    outside = {pk for pks in listers.values() for pk in pks} - file_backed.keys()
-    outside_cluster = dict(
-        Article.objects.filter(pk__in=outside, cluster__isnull=False).values_list(
-            "pk", "cluster_id"
+    for story in file_backed.values():
+        for target in story.lists & related.keys():
+            listers[target].add(story.pk)
+    if not complete:
+        # Listers outside the neighbourhood keep their clusters: read them as they are.
+        outside = defaultdict(set)
+        for chunk in _chunks(related):
+            for source_id, target_id in RelatedListing.objects.filter(
+                target_id__in=chunk, source__is_file_backed=True
+            ).values_list("source_id", "target_id"):
+                if source_id not in file_backed:
+                    outside[source_id].add(target_id)
+        clusters = dict(
+            Article.objects.filter(pk__in=list(outside), cluster__isnull=False).values_list(
+                "pk", "cluster_id"
+            )
         )
-    )
-    for story in _load_stories(
-        Article.objects.filter(cluster_id__in=set(outside_cluster.values()), is_file_backed=True)
-    ).values():
-        groups[("cluster", story.cluster_id)].append(story)
+        members = Article.objects.filter(cluster_id__in=set(clusters.values()), is_file_backed=True)
+        for story in _load_stories(members).values():
+            groups[("cluster", story.cluster_id)].append(story)
+        for source_id, cluster_id in clusters.items():
+            labels.setdefault(source_id, ("cluster", cluster_id))
+            for target in outside[source_id]:
+                listers[target].add(source_id)
 
     for story in related.values():
         if story.pk in split:
             labels[story.pk] = ("split", story.pk)
             continue
-        candidates = {}
-        for lister in listers[story.pk]:
-            if lister in labels:
-                candidates[labels[lister]] = groups[labels[lister]]
-            elif lister in outside_cluster:
-                key = ("cluster", outside_cluster[lister])
-                candidates[key] = groups[key]
+        candidates = {labels[pk]: groups[labels[pk]] for pk in listers[story.pk] if pk in labels}
         labels[story.pk] = assign_related(story, candidates) or ("alone", story.pk)
+    for pk in [pk for pk in labels if pk not in file_backed and pk not in related]:
+        del labels[pk]
     _apply_overrides(
-        labels, [o for o in overrides if o.article_id in related or (o.other_article_id in related)]
+        labels, [o for o in overrides if o.article_id in related or o.other_article_id in related]
     )
-    return labels, {**file_backed, **related}
+    return labels
 
 
 def _neighbour_ids(story):
@@ -371,7 +384,7 @@ def _override_partners(overrides):
     return partners
 
 
-def _closed_neighbourhood(article_ids, overrides):
+def neighbourhood(article_ids, overrides):
     """The stories whose clusters may change when ``article_ids`` changed.
 
     File-backed stories grow to whole connected components of the edge graph,
@@ -407,16 +420,20 @@ def _anchor(members):
     return min(members, key=lambda s: (not s.file_backed, s.pk))
 
 
-def _save(labels, stories):
+def _save(labels, stories, complete=False):
     """Write a partition; returns the ids of clusters whose membership changed."""
     groups = sorted(_members_by_label(labels, stories).values(), key=lambda m: _anchor(m).slug)
     wanted = {_anchor(members).slug for members in groups}
-    by_slug = {c.slug: c for c in Cluster.objects.filter(slug__in=wanted)}
     old_ids = {s.cluster_id for s in stories.values() if s.cluster_id}
-    spare = {c.pk: c for c in Cluster.objects.filter(pk__in=old_ids).exclude(slug__in=wanted)}
-    ClusterAlias.objects.filter(slug__in=wanted).delete()
+    if complete:
+        rows = Cluster.objects.all()
+    else:
+        rows = Cluster.objects.filter(Q(slug__in=wanted) | Q(pk__in=old_ids))
+    rows = list(rows.only("pk", "slug"))
+    by_slug = {c.slug: c for c in rows if c.slug in wanted}
+    spare = {c.pk: c for c in rows if c.slug not in wanted and c.pk in old_ids}
 
-    touched, destination = set(), {}
+    created, renamed, moves = [], [], {}
     for members in groups:
         slug = _anchor(members).slug
         cluster = by_slug.get(slug)
@@ -432,36 +449,55 @@ def _save(labels, stories):
                     slug=cluster.slug, defaults={"cluster": cluster}
                 )
                 Cluster.objects.filter(pk=cluster.pk).update(slug=slug)
+                cluster.slug = slug
+                renamed.append(slug)
             else:
-                cluster = Cluster.objects.create(slug=slug)
-        moved = [s.pk for s in members if s.cluster_id != cluster.pk]
+                cluster = Cluster(slug=slug)
+                created.append(cluster)
+        moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
         if moved:
-            Article.objects.filter(pk__in=moved).update(cluster=cluster)
-            touched.add(cluster.pk)
+            moves[slug] = (cluster, moved)
+    Cluster.objects.bulk_create(created, batch_size=QUERY_BATCH)
+    for chunk in _chunks([c.slug for c in created] + renamed):
+        ClusterAlias.objects.filter(slug__in=chunk).delete()
+
+    touched, destination = set(), {}
+    for cluster, members in moves.values():
+        for chunk in _chunks(s.pk for s in members):
+            Article.objects.filter(pk__in=chunk).update(cluster=cluster)
+        touched.add(cluster.pk)
         for story in members:
-            if story.cluster_id and story.cluster_id != cluster.pk:
+            if story.cluster_id:
                 touched.add(story.cluster_id)
-                destination.setdefault(story.cluster_id, defaultdict(int))[cluster.pk] += 1
+                counts = destination.setdefault(story.cluster_id, defaultdict(int))
+                counts[cluster.pk] += 1
     # Emptied clusters go; their slugs (and older aliases) redirect to where most members went.
-    for cluster in spare.values():
-        if Article.objects.filter(cluster=cluster).exists():
-            continue
-        counts = destination.get(cluster.pk)
+    emptied = set(spare)
+    for chunk in _chunks(spare):
+        emptied -= set(
+            Article.objects.filter(cluster_id__in=chunk).values_list("cluster_id", flat=True)
+        )
+    for pk in sorted(emptied):
+        counts = destination.get(pk)
         if counts:
-            target = min(counts, key=lambda pk: (-counts[pk], pk))
-            ClusterAlias.objects.filter(cluster=cluster).update(cluster_id=target)
+            target = min(counts, key=lambda c: (-counts[c], c))
+            ClusterAlias.objects.filter(cluster_id=pk).update(cluster_id=target)
             ClusterAlias.objects.update_or_create(
-                slug=cluster.slug, defaults={"cluster_id": target}
+                slug=spare[pk].slug, defaults={"cluster_id": target}
             )
-        cluster.delete()
-        touched.discard(cluster.pk)
-    return touched
+    for chunk in _chunks(emptied):
+        Cluster.objects.filter(pk__in=chunk).delete()
+    return touched - emptied
 
 
 def _everything():
     file_backed = _load_stories(Article.objects.filter(is_file_backed=True))
-    related_ids = set(Article.objects.filter(is_file_backed=False).values_list("pk", flat=True))
-    return file_backed, related_ids
+    related = _load_stories(Article.objects.filter(is_file_backed=False))
+    return file_backed, related
+
+
+def _overrides():
+    return list(ClusterOverride.objects.order_by("created_at", "pk"))
 
 
 @transaction.atomic
@@ -470,25 +506,36 @@ def update_for_articles(article_ids):
     article_ids = set(article_ids)
     if not article_ids:
         return
-    overrides = list(ClusterOverride.objects.order_by("created_at", "pk"))
+    overrides = _overrides()
     if len(article_ids) > BULK_LOAD_STORIES:
         # A bulk load: one pass over everything beats a neighbourhood query per story.
-        file_backed, related_ids = _everything()
+        touched = _rebuild(overrides)
     else:
-        file_backed, related_ids = _closed_neighbourhood(article_ids, overrides)
-    labels, stories = _partition(file_backed, related_ids, overrides)
-    touched = _save(labels, stories)
+        file_backed, related_ids = neighbourhood(article_ids, overrides)
+        related = _load_stories(
+            Article.objects.filter(
+                Q(pk__in=related_ids) | Q(listed_in__source_id__in=list(file_backed)),
+                is_file_backed=False,
+            ).distinct()
+        )
+        labels = _partition(file_backed, related, overrides)
+        touched = _save(labels, {**file_backed, **related})
     # Changed stories may change their cluster's lead or score without moving.
-    touched |= set(Article.objects.filter(pk__in=article_ids).values_list("cluster_id", flat=True))
+    for chunk in _chunks(article_ids):
+        touched |= set(Article.objects.filter(pk__in=chunk).values_list("cluster_id", flat=True))
     refresh_clusters(touched)
+
+
+def _rebuild(overrides):
+    file_backed, related = _everything()
+    labels = _partition(file_backed, related, overrides, complete=True)
+    return _save(labels, {**file_backed, **related}, complete=True)
 
 
 @transaction.atomic
 def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
-    overrides = list(ClusterOverride.objects.order_by("created_at", "pk"))
-    labels, stories = _partition(*_everything(), overrides)
-    touched = _save(labels, stories)
+    touched = _rebuild(_overrides())
     refresh_clusters(Cluster.objects.values_list("pk", flat=True))
     return len(touched)
 
@@ -604,10 +651,37 @@ def _topic_ancestry(topic_ids, parents):
 
 @transaction.atomic
 def refresh_clusters(cluster_ids):
-    """Recompute the derived fields of the given clusters from their members."""
-    cluster_ids = {pk for pk in cluster_ids if pk}
-    if not cluster_ids:
-        return
+    """Recompute the derived fields of the given clusters from their members.
+
+    Only clusters whose lead, visibility, counts or score actually change are
+    written (and get a new ``updated_at``); so are their topic-page rows.
+    """
+    parents = dict(Topic.objects.values_list("pk", "parent_id"))
+    for chunk in _chunks({pk for pk in cluster_ids if pk}):
+        _refresh(chunk, parents)
+
+
+def _derived(stories):
+    """A cluster's derived fields from its members."""
+    candidates = [a for a in stories if a.is_file_backed and a.published]
+    lead = min(candidates, key=lead_sort_key) if candidates else None
+    visible = [a for a in stories if a.published or (a.published is None and not a.is_file_backed)]
+    outlets = len({a.provider_id for a in visible if a.provider_id})
+    if lead is not None:
+        published_at = lead.published_at or lead.first_seen_at
+    else:
+        published_at = min((a.published_at or a.first_seen_at for a in stories), default=None)
+    return {
+        "lead_id": lead.pk if lead else None,
+        "is_public": lead is not None,
+        "story_count": len(visible),
+        "outlet_count": outlets,
+        "published_at": published_at,
+        "score": cluster_score(lead, outlets),
+    }
+
+
+def _refresh(cluster_ids, parents):
     members = defaultdict(list)
     for article in Article.objects.filter(cluster_id__in=cluster_ids).only(
         "pk",
@@ -621,53 +695,35 @@ def refresh_clusters(cluster_ids):
         "provider_id",
     ):
         members[article.cluster_id].append(article)
-    topic_rows = defaultdict(set)
+    topics = defaultdict(set)
     for cluster_id, topic_id in Article.topics.through.objects.filter(
         article__cluster_id__in=cluster_ids, article__published=True, article__is_file_backed=True
     ).values_list("article__cluster_id", "topic_id"):
-        topic_rows[cluster_id].add(topic_id)
+        topics[cluster_id].add(topic_id)
+    rows = defaultdict(dict)
+    for cluster_id, topic_id, published_at, score in ClusterTopic.objects.filter(
+        cluster_id__in=cluster_ids
+    ).values_list("cluster_id", "topic_id", "published_at", "score"):
+        rows[cluster_id][topic_id] = (published_at, score)
 
     now = timezone.now()
-    clusters = list(Cluster.objects.filter(pk__in=cluster_ids))
-    for cluster in clusters:
-        stories = members[cluster.pk]
-        candidates = [a for a in stories if a.is_file_backed and a.published]
-        lead = min(candidates, key=lead_sort_key) if candidates else None
-        visible = [
-            a for a in stories if a.published or (a.published is None and not a.is_file_backed)
-        ]
-        cluster.lead = lead
-        cluster.is_public = lead is not None
-        cluster.story_count = len(visible)
-        cluster.outlet_count = len({a.provider_id for a in visible if a.provider_id})
-        if lead is not None:
-            cluster.published_at = lead.published_at or lead.first_seen_at
-        else:
-            cluster.published_at = min(
-                (a.published_at or a.first_seen_at for a in stories), default=None
-            )
-        cluster.score = cluster_score(lead, cluster.outlet_count)
-        cluster.updated_at = now
-    Cluster.objects.bulk_update(
-        clusters,
-        ["lead", "is_public", "story_count", "outlet_count", "published_at", "score", "updated_at"],
-        batch_size=500,
-    )
-
-    ClusterTopic.objects.filter(cluster_id__in=cluster_ids).delete()
-    parents = dict(Topic.objects.values_list("pk", "parent_id"))
-    rows = [
-        ClusterTopic(
-            cluster=cluster,
-            topic_id=topic_id,
-            published_at=cluster.published_at,
-            score=cluster.score,
-        )
-        for cluster in clusters
-        if cluster.is_public
-        for topic_id in _topic_ancestry(topic_rows[cluster.pk], parents)
-    ]
-    ClusterTopic.objects.bulk_create(rows, batch_size=500)
+    stale, new_rows = [], []
+    for cluster in Cluster.objects.filter(pk__in=cluster_ids):
+        fields = _derived(members[cluster.pk])
+        if any(getattr(cluster, name) != value for name, value in fields.items()):
+            Cluster.objects.filter(pk=cluster.pk).update(**fields, updated_at=now)
+        wanted = {}
+        if fields["is_public"]:
+            sort_keys = (fields["published_at"], fields["score"])
+            wanted = dict.fromkeys(_topic_ancestry(topics[cluster.pk], parents), sort_keys)
+        if wanted != rows[cluster.pk]:
+            stale.append(cluster.pk)
+            new_rows += [
+                ClusterTopic(cluster=cluster, topic_id=topic_id, published_at=at, score=score)
+                for topic_id, (at, score) in wanted.items()
+            ]
+    ClusterTopic.objects.filter(cluster_id__in=stale).delete()
+    ClusterTopic.objects.bulk_create(new_rows, batch_size=QUERY_BATCH)
 
 
 # --- What pages show ---------------------------------------------------------

@@ -51,7 +51,7 @@ def one_story_updates():
     step = max(stories.count() // SAMPLES, 1)
     seconds, queries, neighbourhood = [], [], []
     for article in stories[::step][:SAMPLES]:
-        file_backed, related = clustering._closed_neighbourhood({article.pk}, overrides)
+        file_backed, related = clustering.neighbourhood({article.pk}, overrides)
         neighbourhood.append(len(file_backed) + len(related))
         Article.objects.filter(pk=article.pk).update(excerpt=article.excerpt + " Updated.")
         with CaptureQueriesContext(connection) as captured:

@@ -167,9 +167,14 @@ def test_a_load_touches_only_its_candidates(corpus, seeds_dir):
     assert dict(Cluster.objects.values_list("pk", "updated_at")) == untouched
 
     nvidia = Article.objects.get(
-        source_key__endswith="2020-09-14-nvidia-acquires-chip-maker-arm-for-40-billion.md"
+        source_key__endswith="14-nvidia-acquires-chip-maker-arm-for-40-billion.md"
     )
-    Article.objects.filter(pk=nvidia.pk).update(excerpt="Nvidia buys Arm from SoftBank.")
+    arm_deal = set(nvidia.cluster.articles.file_backed().values_list("pk", flat=True))
+    assert len(arm_deal) == 4  # three same-day reports and a late re-run of one of them
+    file_backed, _ = clustering.neighbourhood({nvidia.pk}, overrides=[])
+    assert set(file_backed) == arm_deal  # its own event only, nothing else in its window
+
+    Article.objects.filter(pk=nvidia.pk).update(quality=500, published=True)  # the new lead
     clustering.update_for_articles([nvidia.pk])
     changed = {
         pk
