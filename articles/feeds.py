@@ -409,6 +409,12 @@ class StoryFeed(Feed):
     def feed_guid(self, scope):
         return guid("feed", scope.request.path.strip("/"))
 
+    def author_name(self):
+        return settings.SITE_NAME
+
+    # Minutes a reader may wait between polls: the same as the responses' max-age.
+    ttl = conditional.MAX_AGE // 60
+
     def items(self, scope):
         return scope.entries()
 

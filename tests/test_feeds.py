@@ -94,6 +94,7 @@ def test_site_and_topic_items_are_clusters_with_coverage_lines(client, news, fmt
 def test_rss_items_carry_guid_media_dates_and_author(client, news):
     response = client.get(feed_url(news, "all", "rss"))
     channel = ET.fromstring(response.content).find("channel")
+    assert channel.find("ttl").text == "5"
     item = channel.find("item")
     guid = item.find("guid")
     assert guid.get("isPermaLink") == "false"
