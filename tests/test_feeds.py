@@ -372,3 +372,14 @@ def test_undated_stories_come_last_with_their_first_seen_date(client, news):
     feed = feedparser.parse(client.get(feed_url(news, "provider", "rss")).content)
     assert feed.entries[-1].title == undated.title
     assert feed.entries[-1].published_parsed  # falls back to when the story was first seen
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_hidden_coverage_lines_leave_every_feed(client, news, fmt):
+    related = news["related"]
+    urls = [feed_url(news, scope, fmt) for scope in ("all", "topic", "cluster")]
+    urls.append(reverse(f"articles:feed_provider_{fmt}", kwargs={"domain": news["wired"].domain}))
+    assert all(related.title in client.get(url).content.decode() for url in urls)
+    data.set_published(related, False)  # an editor hides the related-only story
+    for url in urls:
+        assert related.title not in client.get(url).content.decode(), url
