@@ -383,3 +383,32 @@ def test_hidden_coverage_lines_leave_every_feed(client, news, fmt):
     data.set_published(related, False)  # an editor hides the related-only story
     for url in urls:
         assert related.title not in client.get(url).content.decode(), url
+
+
+def test_unpublished_twin_is_absent_from_every_feed_api_and_sitemap_until_published(client, news):
+    outlet = data.provider("twin.example", "Twin Times")
+    twin = data.story("Twin story about robots", outlet, topics=[news["vision"]], published=False)
+    cluster = data.cluster_of(twin)
+    feeds = [feed_url(news, scope, fmt) for scope in ("all", "topic") for fmt in FORMATS]
+    feeds += [
+        reverse(f"articles:feed_provider_{fmt}", kwargs={"domain": outlet.domain})
+        for fmt in FORMATS
+    ]
+    api = [
+        reverse("articles:api_news", kwargs={"slug": news["vision"].slug, "page": 1}),
+        reverse("articles:api_news_all", kwargs={"page": 1}),
+    ]
+    # What would give the twin away on each surface.
+    surfaces = {url: twin.title for url in feeds + api}
+    surfaces[reverse("articles:sitemap_section", kwargs={"section": "clusters"})] = cluster.slug
+    surfaces[reverse("articles:sitemap_section", kwargs={"section": "providers"})] = outlet.domain
+    surfaces[reverse("articles:feeds")] = outlet.name
+
+    def shown():
+        return {
+            url for url, marker in surfaces.items() if marker in client.get(url).content.decode()
+        }
+
+    assert shown() == set()
+    data.set_published(twin, True)
+    assert shown() == set(surfaces)
