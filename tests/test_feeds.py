@@ -5,9 +5,10 @@ import xml.etree.ElementTree as ET
 
 import feedparser
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
-from articles import versioning
+from articles import feeds, versioning
 from articles.models import Article, ClusterAlias
 from tests import feeds_data as data
 
@@ -228,10 +229,19 @@ def test_unpublishing_moves_the_validators_forward(client, news):
     assert news["waymo_lead"].title not in again.content.decode()
 
 
-def test_not_modified_answers_without_loading_items(client, news, django_assert_max_num_queries):
-    url = feed_url(news, "all", "rss")
+@pytest.mark.parametrize("scope", SCOPES)
+def test_not_modified_answers_without_rendering(
+    client, news, scope, monkeypatch, django_assert_max_num_queries
+):
+    url = feed_url(news, scope, "rss")
     etag = client.get(url)["ETag"]
-    with django_assert_max_num_queries(4):
+    cache.clear()  # the anonymous response cache would answer before the view
+
+    def must_not_render(*args, **kwargs):
+        raise AssertionError("a 304 rendered the feed")
+
+    monkeypatch.setattr(feeds.StoryFeed, "get_feed", must_not_render)
+    with django_assert_max_num_queries(6):
         assert client.get(url, headers={"if-none-match": etag}).status_code == 304
 
 
