@@ -305,6 +305,12 @@ class StatusFilter(admin.SimpleListFilter):
         return self.STATES[self.value()][1](queryset)
 
 
+class DropdownFilter(admin.RelatedOnlyFieldListFilter):
+    """A related filter as one select: there are hundreds of outlets."""
+
+    template = "admin/articles/dropdown_filter.html"
+
+
 @admin.register(Article)
 class ArticleAdmin(BaseAdmin):
     form = ArticleAdminForm
@@ -324,7 +330,7 @@ class ArticleAdmin(BaseAdmin):
     list_filter = [
         StatusFilter,
         ("topics", admin.RelatedOnlyFieldListFilter),
-        ("provider", admin.RelatedOnlyFieldListFilter),
+        ("provider", DropdownFilter),
         "type",
         "published_at",
     ]
@@ -466,7 +472,7 @@ class ArticleAdmin(BaseAdmin):
         if not article.cluster_id:
             return "—"
         return format_html(
-            "{} ({} stories)", admin_link(article.cluster), article.cluster.story_count
+            "{} ({} shown publicly)", admin_link(article.cluster), article.cluster.story_count
         )
 
     @admin.display(description="decided")
@@ -531,7 +537,13 @@ class ArticleAdmin(BaseAdmin):
         return redirect(next_url)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_split": self.has_split_permission(request)}
+        # Splitting needs company: a story alone in its cluster has nothing to leave.
+        can_split = self.has_split_permission(request) and (
+            Article.objects.filter(cluster__articles=object_id).exclude(pk=object_id).exists()
+            if str(object_id).isdigit()
+            else False
+        )
+        extra_context = {**(extra_context or {}), "can_split": can_split}
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -728,6 +740,11 @@ class ModerationEventAdmin(ShowsActor, BaseAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(
+            request, {"title": "Moderation log", **(extra_context or {})}
+        )
 
     @admin.display(description="subject")
     def subject_link(self, event):

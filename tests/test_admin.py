@@ -499,3 +499,12 @@ def test_login_page_works_for_a_new_editor(monkeypatch):
     )
     assert response.status_code == 302
     assert client.get(admin_url("articles_article_changelist")).status_code == 200
+
+
+def test_split_is_offered_only_to_a_story_with_company(clients, newsroom):
+    def page(article):
+        url = admin_url("articles_article_change", article.pk)
+        return clients["editor"].get(url).content.decode()
+
+    assert "Split out into its own cluster" in page(newsroom["draft"])
+    assert "Split out into its own cluster" not in page(newsroom["other"])
