@@ -173,6 +173,32 @@ def test_permission_matrix_for_moderation_actions(
         assert event.field == "published"
 
 
+@pytest.mark.parametrize("role", ["anonymous", "editor", "superuser"])
+def test_permission_matrix_for_cluster_corrections(clients, newsroom, role):
+    draft, other = newsroom["draft"], newsroom["other"]
+    split = clients[role].post(admin_url("articles_article_split", draft.pk), {"reason": "r"})
+    merge = clients[role].post(
+        admin_url("articles_cluster_changelist"),
+        {
+            "action": "merge_selected",
+            "index": 0,
+            "_selected_action": [newsroom["lead"].cluster_id, other.cluster_id],
+            "confirmed": "yes",
+        },
+    )
+    assert (split.status_code, merge.status_code) == (302, 302)
+    actions = sorted(ModerationEvent.objects.values_list("action", flat=True))
+    if role == "anonymous":
+        assert split["Location"].startswith(admin_url("login"))
+        assert merge["Location"].startswith(admin_url("login"))
+        assert actions == []
+    else:
+        assert actions == ["merge", "split"]
+        newsroom["lead"].refresh_from_db()
+        other.refresh_from_db()
+        assert newsroom["lead"].cluster_id == other.cluster_id
+
+
 @pytest.mark.parametrize("role", ["editor", "superuser"])
 def test_only_superusers_get_the_delete_action(clients, role):
     response = clients[role].get(admin_url("articles_article_changelist"))
