@@ -1033,7 +1033,10 @@ def _write_news(items, known, outcome, now):
             )
             new[canonical] = story
             status = CREATED
-        elif story.is_file_backed and story.content_hash == data["content_hash"]:
+        elif not story.is_file_backed:
+            status = CREATED  # a related-only story becomes a file-backed one, same row
+            changed[canonical] = story
+        elif story.content_hash == data["content_hash"]:
             status = UNCHANGED
         else:
             status = UPDATED  # an existing story, or one an earlier file of this chunk created

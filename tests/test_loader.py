@@ -321,7 +321,7 @@ def test_related_only_story_is_upgraded_in_place(tmp_path):
     slug = listed.slug
     write(tmp_path, "listed.md", news(title="Listed, in full", webUrl="https://b.com/x"))
     status, summary, _ = load(tmp_path / "listed.md")
-    assert (status, summary["updated"]) == (0, 1)
+    assert (status, summary["created"], summary["updated"]) == (0, 1, 0)
     upgraded = Article.objects.get(pk=listed.pk)
     assert upgraded.is_file_backed and upgraded.published is True
     assert upgraded.title == "Listed, in full" and upgraded.slug == slug
