@@ -19,6 +19,8 @@ from .feeds import NEWEST_FIRST, with_story_details
 from .models import Article, ArticleTopic, Topic
 
 PAGE_SIZE = 20
+# Keys the source files leave out when they have no value; clients expect that.
+OPTIONAL_KEYS = ("ampWebUrl", "cdnAmpWebUrl", "originalUrl", "publishedDateTime", "provider")
 
 
 def json_errors(view):
@@ -50,7 +52,7 @@ def image_json(image, **fields):
 
 
 def story_json(request, story):
-    """One story in the Smartable shape; unknown optional URLs are left out, as in the files."""
+    """One story in the Smartable shape; optional keys without a value are left out."""
     provider = story.provider
     data = {
         "title": story.title,
@@ -76,12 +78,15 @@ def story_json(request, story):
         "categories": [story.category] if story.category else [],
         "cluster": request.build_absolute_uri(story.get_absolute_url()),
     }
-    return {key: value for key, value in data.items() if value not in (None, "")}
+    return {key: value for key, value in data.items() if value or key not in OPTIONAL_KEYS}
+
+
+def check_page(page):
+    if page < 1:
+        raise Http404(f"There is no page {page}; pages start at 1.")
 
 
 def page_json(request, stories, page):
-    if page < 1:
-        raise Http404(f"There is no page {page}; pages start at 1.")
     start = (page - 1) * PAGE_SIZE
     window = list(
         with_story_details(stories.select_related("cluster"))
@@ -110,6 +115,7 @@ def topic_stories(topic):
 @json_errors
 @require_safe
 def topic_news(request, slug, page):
+    check_page(page)
     topic = get_object_or_404(Topic, slug=slug)
     return respond_conditionally(
         request, topic_validators(topic), lambda: page_json(request, topic_stories(topic), page)
@@ -119,6 +125,7 @@ def topic_news(request, slug, page):
 @json_errors
 @require_safe
 def all_news(request, page):
+    check_page(page)
     return respond_conditionally(
         request, site_validators(), lambda: page_json(request, Article.objects.published(), page)
     )

@@ -45,6 +45,11 @@ def test_topic_page_has_the_smartable_shape(client, news):
     assert "ampWebUrl" not in value  # unknown optional URLs are left out, as in the files
 
 
+def test_an_empty_excerpt_is_kept_as_the_files_keep_it(client, news):
+    type(news["lead"]).objects.filter(pk=news["lead"].pk).update(excerpt="")
+    assert get_json(client, news_url(news["vision"]))["value"][0]["excerpt"] == ""
+
+
 def test_unknown_heat_is_minus_one_as_in_the_files(client, news):
     type(news["lead"]).objects.filter(pk=news["lead"].pk).update(heat=None)
     assert get_json(client, news_url(news["vision"]))["value"][0]["heat"] == -1
