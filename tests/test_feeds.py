@@ -331,6 +331,7 @@ def test_feeds_page_lists_every_feed(client, news, ghost):
             assert reverse(f"articles:feed_topic_{fmt}", kwargs={"slug": topic.slug}) in page
         assert feed_url(news, "provider", fmt) in page
     assert reverse("articles:opml") in page
+    assert reverse("articles:api_news_all", kwargs={"page": 1}) in page
     # Outlets are listed when they have a public story: a coverage line under a public lead counts.
     assert reverse("articles:feed_provider_rss", kwargs={"domain": news["wired"].domain}) in page
     assert "ghost.example" not in page
