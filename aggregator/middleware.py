@@ -12,6 +12,7 @@ import logging
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils.cache import cc_delim_re, get_conditional_response, has_vary_header
 from django.utils.http import parse_http_date_safe
 
@@ -32,22 +33,21 @@ class AnonymousCacheMiddleware:
     def __call__(self, request):
         if not is_cacheable_request(request):
             return self.get_response(request)
+        # Outside the try: a Host that is not allowed is the usual 400.
+        url = request.build_absolute_uri()
         try:
-            key = response_cache_key(request)
-            cached = cache.get(key)
-        except Exception as error:
-            # The cache is an optimisation: with Redis or the version row out of
-            # reach, serve uncached (and let /healthz say what is wrong).
-            logger.warning("response cache unavailable, serving uncached: %r", error)
+            key = response_cache_key(url)
+        except DatabaseError as error:
+            # Caching is an optimisation: with the version row out of reach,
+            # serve uncached and let the view (and /healthz) meet the problem.
+            logger.warning("content version unavailable, serving uncached: %r", error)
             return self.get_response(request)
+        cached = cache.get(key)
         if cached is not None:
             return conditional_response(request, cached)
         response = self.get_response(request)
         if is_cacheable_response(response):
-            try:
-                cache.set(key, response, settings.PAGE_CACHE_SECONDS)
-            except Exception as error:
-                logger.warning("response cache unavailable, response not stored: %r", error)
+            cache.set(key, response, settings.PAGE_CACHE_SECONDS)
         return response
 
 
@@ -74,9 +74,9 @@ def is_cacheable_response(response):
     )
 
 
-def response_cache_key(request):
-    url = hashlib.sha256(request.build_absolute_uri().encode()).hexdigest()
-    return f"response:v{versioning.current().version}:{url}"
+def response_cache_key(url):
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    return f"response:v{versioning.current().version}:{digest}"
 
 
 def conditional_response(request, response):

@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import OperationalError
 from django.http import HttpResponse
 from django.templatetags.static import static
 from django.test import Client, RequestFactory
@@ -212,6 +213,21 @@ def test_pages_are_served_when_the_cache_is_down(client, settings, story):
     response = client.get(reverse("articles:home"))
     assert response.status_code == 200
     assert "First story" in response.content.decode()
+
+
+def test_a_host_that_is_not_allowed_is_refused_before_the_cache(client):
+    assert client.get(reverse("articles:robots"), HTTP_HOST="evil.example").status_code == 400
+
+
+@pytest.mark.django_db
+def test_pages_are_served_uncached_when_the_version_row_is_unreadable(client, monkeypatch):
+    def unreadable():
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(versioning, "current", unreadable)
+    response = client.get(reverse("articles:robots"))
+    assert response.status_code == 200
+    assert response.content.startswith(b"User-agent")
 
 
 def test_an_unreachable_redis_reads_as_misses_and_drops_writes(settings):
