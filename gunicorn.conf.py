@@ -27,3 +27,6 @@ max_requests_jitter = max_requests // 10
 # An empty GUNICORN_ACCESS_LOG turns the access log off.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
+# The control socket's default path is one per user, which several servers on
+# one box would fight over; nothing here uses it.
+control_socket_disable = True
