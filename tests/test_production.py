@@ -1,6 +1,7 @@
 """Production behaviour in one process: headers, the anonymous response cache, /healthz,
 login throttling, static files and the settings that refuse to start."""
 
+import json
 import os
 import re
 import secrets
@@ -13,7 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.http import HttpResponse
 from django.templatetags.static import static
 from django.test import Client, RequestFactory
@@ -78,8 +79,16 @@ def public_urls(article):
     ]
 
 
+def feed_urls(article):
+    topic = article.topics.get()
+    return [
+        reverse("articles:feed_all_rss"),
+        reverse("articles:feed_topic_atom", kwargs={"slug": topic.slug}),
+    ]
+
+
 def test_anonymous_pages_carry_security_headers_and_no_cookies(client, story):
-    for url in public_urls(story):
+    for url in public_urls(story) + feed_urls(story):
         response = client.get(url)
         assert response.status_code == 200, url
         for header, value in SECURITY_HEADERS.items():
@@ -129,6 +138,15 @@ def test_editors_with_a_session_bypass_the_cache(client, story):
     editor = get_user_model().objects.create_user("editor", password="a long password 1")
     client.force_login(editor)
     assert "Renamed story" in client.get(home).content.decode()
+
+
+def test_anonymous_feeds_are_cached_until_the_content_version_moves(client, story):
+    feed = reverse("articles:feed_all_rss")
+    assert "First story" in client.get(feed).content.decode()
+    Article.objects.filter(pk=story.pk).update(title="Renamed story")
+    assert "First story" in client.get(feed).content.decode()
+    versioning.bump()
+    assert "Renamed story" in client.get(feed).content.decode()
 
 
 @pytest.mark.parametrize(
@@ -182,6 +200,36 @@ def test_client_address_trusts_only_the_configured_proxies(
     settings.TRUSTED_PROXY_COUNT = proxies
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR=forwarded_for)
     assert client_ip(request) == expected
+
+
+@pytest.mark.django_db
+def test_sqlite_writers_wait_for_each_other_instead_of_failing():
+    if connection.vendor != "sqlite":
+        pytest.skip("the suite runs on another database")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] >= 20_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://app@db.internal:5432/news", {"CONN_MAX_AGE": 600, "CONN_HEALTH_CHECKS": True}),
+        ("sqlite:///news.sqlite3", {"CONN_MAX_AGE": 600, "WAL": True, "timeout": 20}),
+    ],
+)
+def test_database_url_gives_persistent_checked_connections(url, expected):
+    code = (
+        "import json; from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(json.dumps({'CONN_MAX_AGE': db['CONN_MAX_AGE'], "
+        "'CONN_HEALTH_CHECKS': db['CONN_HEALTH_CHECKS'], "
+        "'WAL': 'journal_mode=WAL' in db['OPTIONS'].get('init_command', ''), "
+        "'timeout': db['OPTIONS'].get('timeout')}))"
+    )
+    result = run_manage("shell", "--no-imports", "-c", code, DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]).items() >= expected.items()
 
 
 @pytest.mark.django_db
