@@ -267,10 +267,14 @@ def _production_problems():
     problems = []
     if DEBUG:
         problems.append("DJANGO_DEBUG is on: it shows tracebacks and settings to visitors.")
-    if not os.environ.get("DJANGO_SECRET_KEY", "").strip():
+    key = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+    if not key:
         problems.append(
             "DJANGO_SECRET_KEY is not set: give every app server the same long random key."
         )
+    elif len(key) < 50 or len(set(key)) < 5:
+        # Django's own bar for a key (check --deploy, security.W009).
+        problems.append("DJANGO_SECRET_KEY is too weak: use at least 50 varied characters.")
     return problems
 
 

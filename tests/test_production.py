@@ -363,6 +363,7 @@ def test_deploy_check_is_clean_with_production_settings():
     [
         ({"DJANGO_DEBUG": "1"}, "DJANGO_DEBUG is on"),
         ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY is not set"),
+        ({"DJANGO_SECRET_KEY": "short-key"}, "DJANGO_SECRET_KEY is too weak"),
     ],
 )
 def test_production_refuses_to_start_with_a_clear_message(overrides, message):
