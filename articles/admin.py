@@ -41,6 +41,7 @@ admin.site.enable_nav_sidebar = False
 # Actions over more rows than this ask for confirmation first.
 BULK_CONFIRM_THRESHOLD = 50
 THUMBNAIL_WIDTH = 96
+REASON_MAX_LENGTH = 1000
 
 
 def http_url(url):
@@ -110,10 +111,13 @@ class PublishedForm(forms.ModelForm):
         return value
 
 
+def reason_field(**options):
+    """The optional "why" every editorial act can carry into the moderation log."""
+    return forms.CharField(required=False, max_length=REASON_MAX_LENGTH, **options)
+
+
 class ReasonMixin(forms.Form):
-    reason = forms.CharField(
-        required=False,
-        max_length=1000,
+    reason = reason_field(
         help_text="Optional; shown in the moderation log.",
         widget=forms.TextInput(attrs={"size": 60}),
     )
@@ -131,9 +135,7 @@ class DescriptionForm(ReasonMixin, forms.ModelForm):
 
 
 class ModerationActionForm(helpers.ActionForm):
-    reason = forms.CharField(
-        required=False,
-        max_length=1000,
+    reason = reason_field(
         label="Reason",
         widget=forms.TextInput(attrs={"placeholder": "optional, for the log", "size": 30}),
     )
@@ -158,7 +160,7 @@ class BaseAdmin(admin.ModelAdmin):
 
     @staticmethod
     def action_reason(request):
-        return request.POST.get("reason", "").strip()[:1000]
+        return request.POST.get("reason", "").strip()[:REASON_MAX_LENGTH]
 
     def confirmation_page(self, request, queryset, question, always=False):
         """Ask before acting on many rows (or always); None once the editor confirmed."""
@@ -176,6 +178,7 @@ class BaseAdmin(admin.ModelAdmin):
             "select_across": request.POST.get("select_across", "0"),
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "reason": self.action_reason(request),
+            "reason_max_length": REASON_MAX_LENGTH,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/articles/confirm_action.html", context)
