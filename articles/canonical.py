@@ -61,6 +61,22 @@ class InvalidURL(ValueError):
 
 def link_url(value):
     """The published URL, checked and made safe for links; raises ``InvalidURL``."""
+    return _checked(value)[0]
+
+
+def canonical_url(value):
+    """The identity of the story at ``value``; raises ``InvalidURL``."""
+    return _canonical(_checked(value)[1])
+
+
+def link_and_canonical(value):
+    """Both forms with one parse; raises ``InvalidURL``."""
+    url, parts = _checked(value)
+    return url, _canonical(parts)
+
+
+def _checked(value):
+    """The link form of ``value`` and its ``urlsplit`` parts."""
     if not isinstance(value, str):
         raise InvalidURL("must be a string")
     url = decode_entities(value).strip()
@@ -70,7 +86,7 @@ def link_url(value):
         raise InvalidURL(f"is longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+        port = parts.port
     except ValueError as exc:
         raise InvalidURL(f"is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
@@ -81,39 +97,41 @@ def link_url(value):
     if not parts.hostname or _SPACE.search(parts.netloc):
         raise InvalidURL("has no valid host")
     if not _NEEDS_QUOTING.search(url):
-        return url if parts.scheme == scheme else urlunsplit((scheme, *parts[1:]))
-    netloc = parts.netloc if parts.netloc.isascii() else _ascii_netloc(parts)
-    url = urlunsplit(
-        (
-            scheme,
-            netloc,
-            quote(parts.path, safe=_SAFE_PATH),
-            quote(parts.query, safe=_SAFE_QUERY),
-            quote(parts.fragment, safe=_SAFE_QUERY),
-        )
+        if parts.scheme != scheme:
+            parts = parts._replace(scheme=scheme)
+            url = urlunsplit(parts)
+        return url, parts
+    netloc = parts.netloc if parts.netloc.isascii() else _ascii_netloc(parts.hostname, port)
+    parts = parts._replace(
+        scheme=scheme,
+        netloc=netloc,
+        path=quote(parts.path, safe=_SAFE_PATH),
+        query=quote(parts.query, safe=_SAFE_QUERY),
+        fragment=quote(parts.fragment, safe=_SAFE_QUERY),
     )
+    url = urlunsplit(parts)
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"is longer than {MAX_URL_LENGTH} characters")
-    return url
+    return url, parts
 
 
-def _ascii_netloc(parts):
+def _ascii_netloc(hostname, port):
     try:
-        host = parts.hostname.encode("idna").decode()
+        host = hostname.encode("idna").decode()
     except UnicodeError:
         raise InvalidURL("has an invalid international host name") from None
-    return host if parts.port is None else f"{host}:{parts.port}"
+    return host if port is None else f"{host}:{port}"
 
 
-def canonical_url(value):
-    """The identity of the story at ``value``; raises ``InvalidURL``."""
-    parts = urlsplit(link_url(value))
+def _canonical(parts):
     host = parts.hostname.rstrip(".")
     port = parts.port
     netloc = host if port is None or port == DEFAULT_PORTS[parts.scheme] else f"{host}:{port}"
-    if parts.username is not None:
+    if "@" in parts.netloc:
         netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
-    query = "&".join(pair for pair in parts.query.split("&") if pair and not _is_tracking(pair))
+    query = parts.query
+    if query:
+        query = "&".join(pair for pair in query.split("&") if pair and not _is_tracking(pair))
     return urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
 
 
@@ -124,4 +142,4 @@ def _is_tracking(pair):
 
 def host_of(value):
     """The lower-cased host of an http(s) URL; raises ``InvalidURL``."""
-    return urlsplit(link_url(value)).hostname.rstrip(".")
+    return _checked(value)[1].hostname.rstrip(".")

@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
 from . import clustering, versioning
-from .canonical import InvalidURL, canonical_url, host_of, link_url
+from .canonical import InvalidURL, host_of, link_and_canonical, link_url
 from .models import (
     Article,
     ArticleImage,
@@ -96,11 +96,10 @@ STORY_STATE = [
 
 _OPENING_FENCE = re.compile(r"---[ \t]*\r?\n")
 _CLOSING_FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
-# An anchor, alias or tag is one of these characters after a separator;
-# ``&#8217;`` entities in text are not.
-_ANCHOR_OR_TAG = re.compile(r"(?:^|[\s:,\[{?-])[&*!][^\s#]")
-# Deep block nesting needs deep indentation or compact ``- - -`` sequences.
-_DEEP_BLOCK_HINTS = ("\n" + " " * MAX_DEPTH, "- -", "-\t")
+# Deep block nesting needs deep indentation, or compact sequences and complex
+# keys on one line (``- - -``, ``? ? ?``), which crash the C composer when deep.
+_DEEP_INDENT = "\n" + " " * MAX_DEPTH
+_COMPACT_NESTING = re.compile(r"[-?][ \t]+[-?][ \t\n]")
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?(?::[0-9]{1,5})?")
 
 
@@ -288,9 +287,9 @@ def _read_mapping(raw):
 
 def _load_yaml(text):
     try:
-        if _may_be_hostile(text):
+        if _may_nest_deeply(text):
             _check_structure(text)
-        return yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a safe loader
+        data = yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a safe loader
     except yaml.constructor.ConstructorError as exc:
         raise FileError(
             "yaml", f"tags that construct objects are refused ({exc.problem})"
@@ -300,19 +299,40 @@ def _load_yaml(text):
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise FileError("yaml", f"syntax error{where}: {problem}") from None
+    _refuse_aliases(data)
+    return data
 
 
-def _may_be_hostile(text):
-    """Cheap screening so only suspicious files pay for the event scan."""
-    if text.count("[") + text.count("{") > MAX_DEPTH // 2:
+def _may_nest_deeply(text):
+    """Cheap screening: only text that could nest deeply pays for the event scan."""
+    if text.count("[") + text.count("{") > MAX_DEPTH // 2 or _DEEP_INDENT in text:
         return True
-    if any(hint in text for hint in _DEEP_BLOCK_HINTS):
-        return True
-    return ("&" in text or "*" in text or "!" in text) and bool(_ANCHOR_OR_TAG.search(text))
+    return _COMPACT_NESTING.search(text) is not None
+
+
+def _refuse_aliases(data):
+    """Refuse YAML aliases: they come out as one list or mapping reached twice.
+
+    An alias bomb builds little (aliases share objects) but would explode in any
+    code walking it. The walk stops at the first repeat, so it is bounded by the
+    file's size.
+    """
+    if not isinstance(data, dict | list):
+        return
+    seen = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise FileError("yaml", "anchors and aliases (&name, *name) are refused")
+        seen.add(id(node))
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append(child)
 
 
 def _check_structure(text):
-    """Refuse anchors/aliases (alias bombs) and deep nesting before building anything.
+    """Refuse deep nesting (and anchors/aliases) before building anything.
 
     Scanning events is iterative and cheap; composing a deeply nested document in
     the C loader would overflow the stack.
@@ -413,6 +433,17 @@ def _url(mapping, key, label):
         raise FileError(label, str(exc)) from None
 
 
+def _story_url(mapping, key, label):
+    """``(link, canonical URL)`` of a story's URL field, ``("", "")`` when absent."""
+    value = mapping.get(key)
+    if value is None or value == "":
+        return "", ""
+    try:
+        return link_and_canonical(value)
+    except InvalidURL as exc:
+        raise FileError(label, str(exc)) from None
+
+
 def _optional(warn, parse_value, *args):
     """``parse_value(*args)``, or its empty value with a warning when that part is bad."""
     try:
@@ -499,11 +530,11 @@ def _image(image, part, warn):
 
 def _clean_news(mapping, warn):
     title = _required_text(mapping, "title")
-    web_url = _url(mapping, "webUrl", "webUrl")
-    original_url = _url(mapping, "originalUrl", "originalUrl")
+    web_url, web_canonical = _story_url(mapping, "webUrl", "webUrl")
+    original_url, original_canonical = _story_url(mapping, "originalUrl", "originalUrl")
     if not (web_url or original_url):
         raise FileError("webUrl", "is missing (and there is no originalUrl)")
-    canonical = canonical_url(web_url or original_url)
+    canonical = web_canonical or original_canonical
     heat = _integer(mapping, "heat", "heat")
     kind = mapping.get("type") or Article.TYPE_ARTICLE
     if kind not in (Article.TYPE_ARTICLE, Article.TYPE_VIDEO):
@@ -533,7 +564,8 @@ def _clean_news(mapping, warn):
         "images": _images(mapping.get("images"), "images", warn),
         "related": _related(mapping.get("related"), canonical, warn),
     }
-    # The cleaned data is built in a fixed key order, so its repr is a stable fingerprint.
+    # The cleaned data is built in a fixed key order, so its repr is a stable
+    # fingerprint of the values (a pickle also encodes which objects are shared).
     data["content_hash"] = hashlib.blake2b(repr(data).encode(), digest_size=16).hexdigest()
     return data
 
@@ -591,14 +623,14 @@ def _related_item(item, part, warn):
         raise FileError(part, f"must be a mapping, not {_type_name(item)}")
     if "webUrl" not in item:
         raise FileError(f"{part}.webUrl", "is missing")
-    web_url = _url(item, "webUrl", f"{part}.webUrl")
+    web_url, canonical = _story_url(item, "webUrl", f"{part}.webUrl")
     if not web_url:
         raise FileError(f"{part}.webUrl", "is empty")
     provider = item.get("provider")
     if provider is not None:
         provider = _optional(warn, _provider, provider, f"{part}.provider", warn)
     return {
-        "canonical": canonical_url(web_url),
+        "canonical": canonical,
         "title": _required_text(item, "title", f"{part}.title"),
         "excerpt": _optional_text(item, "excerpt", f"{part}.excerpt", warn, clean_excerpt),
         "published_at": _optional(
