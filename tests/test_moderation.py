@@ -114,24 +114,35 @@ def test_events_are_never_edited(desk):
 
 
 def test_publish_and_unpublish_show_on_the_next_request(desk):
-    """Every public surface, including the anonymous response cache, sees a decision at once."""
+    """Pages, feeds, sitemap and API, through the response cache, see a decision at once."""
     draft = story("Glacier retreat measured by satellite", "example.org", ["Science"])
-    public_url = draft.cluster.get_absolute_url()
+    cluster_url = draft.cluster.get_absolute_url()
     reader = Client()
-    surfaces = [reverse("articles:home"), reverse("articles:topic", args=["science"])]
-    assert reader.get(public_url).status_code == 404
-    before = {url: reader.get(url).content.decode() for url in surfaces}
-    assert all(draft.title not in html for html in before.values())
+    surfaces = [
+        reverse("articles:home"),
+        reverse("articles:topic", args=["science"]),
+        reverse("articles:feed_all_rss"),
+        reverse("articles:feed_all_json"),
+        reverse("articles:sitemap_section", kwargs={"section": "clusters"}),
+        reverse("articles:api_news_all", kwargs={"page": 1}),
+    ]
 
+    def shown():
+        """Where the story appears (its title, or its cluster's address in the sitemap)."""
+        found = set()
+        for url in surfaces:
+            body = reader.get(url).content.decode()
+            if draft.title in body or cluster_url in body:
+                found.add(url)
+        if reader.get(cluster_url).status_code == 200:
+            found.add(cluster_url)
+        return found
+
+    assert shown() == set()
     moderation.publish(only(draft.pk), desk)
-    assert reader.get(public_url).status_code == 200
-    for url in surfaces:
-        assert draft.title in reader.get(url).content.decode(), url
-
+    assert shown() == {*surfaces, cluster_url}
     moderation.unpublish(only(draft.pk), desk)
-    assert reader.get(public_url).status_code == 404
-    for url in surfaces:
-        assert draft.title not in reader.get(url).content.decode(), url
+    assert shown() == set()
 
 
 def test_public_moderation_log(desk, settings):
