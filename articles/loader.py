@@ -888,6 +888,10 @@ def _write_topics(items, outcome, now):
             outcome.statuses[item.source.key] = UNCHANGED
             continue
         Topic.objects.filter(pk=topic.pk).update(**values, updated_at=now)
+        # A later file naming the same topic in this chunk compares with these values.
+        for name, value in values.items():
+            setattr(topic, name, value)
+        existed.add(data["name"])
         outcome.statuses[item.source.key] = status
 
 
