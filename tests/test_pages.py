@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.template.loader import render_to_string
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given
@@ -174,6 +175,11 @@ def test_missing_pages_are_a_helpful_styled_404(client, url):
     assert "css/site.css" in html and h1_count(html) == 1
 
 
+def test_the_server_error_page_renders_without_a_request_or_database():
+    html = render_to_string("500.html")
+    assert "Something went wrong" in html and h1_count(html) == 1
+
+
 @pytest.mark.django_db
 def test_an_old_cluster_slug_redirects_permanently(client):
     cluster = build_world(clusters=1, stories=2, prefix="delta")["clusters"][0]
@@ -318,6 +324,13 @@ query_values = st.one_of(
     st.sampled_from(["latest", "top", "2020-06-09", "9999-12-31", "0", "1", "2", "-1", "1e309"]),
     st.integers(min_value=-(10**25), max_value=10**25).map(str),
 )
+FUZZED_PATHS = [
+    "/",
+    "/topics/",
+    "/topics/space/",
+    "/stories/theta-0/",
+    "/providers/theta-outlet0.example/",
+]
 query_keys = st.sampled_from(["since", "until", "quality", "sort", "provider", "page", "x"])
 
 
@@ -326,7 +339,7 @@ query_keys = st.sampled_from(["since", "until", "quality", "sort", "provider", "
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    path=st.sampled_from(["/", "/topics/space/", "/providers/theta-outlet0.example/"]),
+    path=st.sampled_from(FUZZED_PATHS),
     params=st.lists(st.tuples(query_keys, query_values), max_size=6),
 )
 def test_fuzzed_query_strings_never_give_a_server_error(client, path, params):
