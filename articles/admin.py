@@ -104,9 +104,21 @@ class PublishedForm(forms.ModelForm):
         widgets = {"published": PublishedSelect}
         labels = {"published": "Published"}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        article = self.instance
+        if article.pk and not article.editor_decided and article.published is not None:
+            # The file's value is no decision: show the story as undecided (saying what the
+            # file set), so that choosing either value, even the file's, records a decision.
+            self.initial["published"] = None
+            self.fields["published"].widget.choices = [
+                ("unknown", f"Undecided ({moderation.published_label(article.published)})"),
+                *self.fields["published"].widget.choices[1:],
+            ]
+
     def clean_published(self):
         value = self.cleaned_data["published"]
-        if value is None and self.instance.published is not None:
+        if value is None and self.instance.editor_decided:
             raise forms.ValidationError("A decided story cannot go back to undecided.")
         return value
 

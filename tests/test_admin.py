@@ -253,8 +253,33 @@ def test_list_editable_toggle_is_decided_logged_and_public(clients, newsroom):
     assert versioning.current().version > version
 
 
+def test_list_editable_decides_the_file_value_too(clients, newsroom):
+    """An undecided story shows as undecided; choosing the file's own value is a decision."""
+    draft = newsroom["draft"]
+    url = admin_url("articles_article_changelist")
+    page = clients["editor"].get(url).content.decode()
+    assert '<option value="unknown" selected>Undecided (unpublished)</option>' in page
+    response = clients["editor"].post(
+        url,
+        {
+            "form-TOTAL_FORMS": 1,
+            "form-INITIAL_FORMS": 1,
+            "form-0-id": draft.pk,
+            "form-0-published": "false",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.published, draft.published_decided_by.username) == (False, "editor")
+    assert not Article.objects.awaiting_review().exists()
+    assert ModerationEvent.objects.get().action == "unpublish"
+
+
 def test_list_editable_refuses_going_back_to_undecided(clients, newsroom):
     lead = newsroom["lead"]
+    changelist_post(clients["editor"], "publish_selected", [lead])
+    logged = ModerationEvent.objects.count()
     response = clients["editor"].post(
         admin_url("articles_article_changelist") + "?status=all",
         {
@@ -269,7 +294,7 @@ def test_list_editable_refuses_going_back_to_undecided(clients, newsroom):
     assert "cannot go back to undecided" in response.content.decode()
     lead.refresh_from_db()
     assert lead.published is True
-    assert not ModerationEvent.objects.exists()
+    assert ModerationEvent.objects.count() == logged
 
 
 def test_change_form_saves_only_published_with_a_reason(clients, newsroom):
