@@ -89,7 +89,7 @@ def check_page(page):
 def page_json(request, stories, page):
     start = (page - 1) * PAGE_SIZE
     window = list(
-        with_story_details(stories.select_related("cluster"))
+        with_story_details(stories)
         .prefetch_related("provider__images")
         .order_by(*NEWEST_FIRST)[start : start + PAGE_SIZE + 1]
     )

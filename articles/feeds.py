@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
-from django.db.models import F, Prefetch
+from django.db.models import F
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -76,7 +76,7 @@ class Entry:
 
 
 def lead_image(article):
-    images = article.images.all()  # prefetched, ordered by position
+    images = article.images.all()  # prefetched; ArticleImage orders by position
     return images[0] if images else None
 
 
@@ -98,12 +98,9 @@ def outlet_name(article):
     return str(article.provider) if article.provider_id else urlsplit(article.link).hostname
 
 
-def with_story_details(queryset, prefix=""):
-    """Provider, images and topics of each story (or of each ``prefix`` story) in a few queries."""
-    return queryset.select_related(f"{prefix}provider").prefetch_related(
-        Prefetch(f"{prefix}images", queryset=ArticleImage.objects.order_by("position")),
-        f"{prefix}topics",
-    )
+def with_story_details(stories):
+    """Each story's cluster, provider, images (in position order) and topics, in three queries."""
+    return stories.select_related("cluster", "provider").prefetch_related("images", "topics")
 
 
 def visible_stories():
@@ -140,11 +137,11 @@ class Scope:
         return self.request.build_absolute_uri(url)
 
     def cluster_entries(self, clusters):
-        clusters = list(
-            with_story_details(clusters.select_related("lead"), prefix="lead__").prefetch_related(
-                "topics"
-            )[:MAX_ITEMS]
+        # Categories are the cluster's topics (ancestors included), not the lead's own.
+        clusters = clusters.select_related("lead__provider").prefetch_related(
+            "lead__images", "topics"
         )
+        clusters = list(clusters[:MAX_ITEMS])
         coverage = coverage_for(clusters)
         entries = []
         for cluster in clusters:
@@ -166,7 +163,7 @@ class Scope:
         return entries
 
     def story_entries(self, stories):
-        stories = with_story_details(stories.select_related("cluster")).order_by(*NEWEST_FIRST)
+        stories = with_story_details(stories).order_by(*NEWEST_FIRST)
         stories = stories[:MAX_ITEMS]
         entries = []
         for story in stories:
