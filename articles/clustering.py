@@ -52,7 +52,7 @@ from .models import (
     RelatedListing,
     Topic,
 )
-from .text_similarity import similarity, story_text
+from .text_similarity import ENTITY_WEIGHT, similarity, story_text
 
 # Stories merely alike must run within WINDOW of each other; a cluster never
 # spans more than MAX_SPAN, except for late re-runs of the same copy.
@@ -151,45 +151,80 @@ class CandidateIndex:
 
     def __init__(self, stories):
         self.by_pk = {s.pk: s for s in stories}
-        postings = defaultdict(list)
+        postings, title_postings = defaultdict(list), defaultdict(list)
         self.by_copy_key = defaultdict(list)
         for story in sorted(stories, key=lambda s: s.time):
             for token in story.text.tokens:
-                postings[token].append(story)
+                postings[token].append(story.pk)
+            for token in story.text.title_tokens:
+                title_postings[token].append(story.pk)
             for key in story.text.copy_keys:
-                self.by_copy_key[key].append(story)
-        self.postings = {t: ([s.time for s in items], items) for t, items in postings.items()}
+                self.by_copy_key[key].append(story.pk)
+        self.postings = self._with_times(postings)
+        self.title_postings = self._with_times(title_postings)
+
+    def _with_times(self, postings):
+        return {t: ([self.by_pk[pk].time for pk in pks], pks) for t, pks in postings.items()}
+
+    def _shared(self, tokens, postings, low, high):
+        counts = defaultdict(int)
+        for token in tokens:
+            times, pks = postings[token]
+            for pk in pks[bisect_left(times, low) : bisect_right(times, high)]:
+                counts[pk] += 1
+        return counts
 
     def candidates(self, story):
-        found = {}
+        """Stories that may have an edge to ``story``.
+
+        Shared-token counts bound the similarity from above (names weigh at most
+        ENTITY_WEIGHT, other words at least 1), so pairs that cannot reach the
+        threshold are dropped before any scoring; listings and copies always stay.
+        """
         low, high = story.time - WINDOW, story.time + WINDOW
-        for token in story.text.tokens:
-            times, items = self.postings[token]
-            for other in items[bisect_left(times, low) : bisect_right(times, high)]:
-                found[other.pk] = other
+        shared = self._shared(story.text.tokens, self.postings, low, high)
+        shared_title = self._shared(story.text.title_tokens, self.title_postings, low, high)
+        size, title_size = len(story.text.tokens), len(story.text.title_tokens)
+        found = set()
+        for pk, count in shared.items():
+            other = self.by_pk[pk].text
+            bound = (
+                2
+                * ENTITY_WEIGHT
+                * max(
+                    count / (size + len(other.tokens)),
+                    shared_title.get(pk, 0) / (title_size + len(other.title_tokens) or 1),
+                )
+            )
+            if bound >= TEXT_THRESHOLD:
+                found.add(pk)
         for key in story.text.copy_keys:
-            for other in self.by_copy_key[key]:
-                found[other.pk] = other
-        for pk in story.lists:
-            if pk in self.by_pk:
-                found[pk] = self.by_pk[pk]
-        found.pop(story.pk, None)
-        return found.values()
+            found.update(self.by_copy_key[key])
+        found.update(pk for pk in story.lists if pk in self.by_pk)
+        found.discard(story.pk)
+        return [self.by_pk[pk] for pk in found]
 
     def edges(self, isolated=frozenset()):
         """Every (weight, a, b) edge once; ``isolated`` stories (split by editors) have none."""
+        listed_by = defaultdict(set)
+        for story in self.by_pk.values():
+            for pk in story.lists:
+                listed_by[pk].add(story.pk)
         result = []
         for story in self.by_pk.values():
             if story.pk in isolated:
                 continue
-            for other in self.candidates(story):
-                if other.pk in isolated or (other.url, other.pk) <= (story.url, story.pk):
+            others = self.candidates(story)
+            others += [self.by_pk[pk] for pk in listed_by[story.pk]]
+            for other in others:
+                if other.pk <= story.pk or other.pk in isolated:
                     continue
                 weight = edge_weight(story, other)
                 if weight is not None:
                     result.append((weight, story, other))
         # Strongest first; canonical URLs break ties so load order never matters.
-        result.sort(key=lambda edge: (-edge[0], edge[1].url, edge[2].url))
+        result = list({(a.pk, b.pk): (w, a, b) for w, a, b in result}.values())
+        result.sort(key=lambda edge: (-edge[0], *sorted((edge[1].url, edge[2].url))))
         return result
 
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 # Outlet suffixes: "... | Charlotte Observer", "... - Reuters", "... – Jaweb".
 _SUFFIX = re.compile(r"\s+[|\-–—]\s+([^|\-–—]{1,60})$")
-_WORD = re.compile(r"[A-Za-z0-9]+")
-_SENTENCE_END = re.compile(r"[.!?:;]\s*$")
+_WORD_AND_GAP = re.compile(r"([A-Za-z0-9]+)([^A-Za-z0-9]*)")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": "-", "‑": "-"})
 
 ENTITY_WEIGHT = 3.0
@@ -78,15 +77,11 @@ def _words(text):
     """(token, raw word, starts a sentence) for every word worth comparing."""
     result = []
     sentence_start = True
-    for match in _WORD.finditer(text):
-        raw = match.group()
+    for raw, gap in _WORD_AND_GAP.findall(text):
         token = raw.lower()
-        keep = token not in STOP_WORDS and (len(token) > 1)
-        if keep:
+        if token not in STOP_WORDS and len(token) > 1:
             result.append((_stem(token), raw, sentence_start))
-        gap_end = text.find(" ", match.end())
-        following = text[match.end() : gap_end if gap_end != -1 else len(text)]
-        sentence_start = bool(_SENTENCE_END.search(following))
+        sentence_start = any(mark in gap for mark in ".!?:;")
     return result
 
 
@@ -145,14 +140,14 @@ def story_text(title, excerpt=""):
     )
 
 
+def _weight(tokens, names):
+    return len(tokens) + (ENTITY_WEIGHT - 1) * len(tokens & names)
+
+
 def _weighted_dice(a, b, names):
     if not a or not b:
         return 0.0
-
-    def weight(tokens):
-        return sum(ENTITY_WEIGHT if t in names else 1.0 for t in tokens)
-
-    return 2 * weight(a & b) / (weight(a) + weight(b))
+    return 2 * _weight(a & b, names) / (_weight(a, names) + _weight(b, names))
 
 
 def similarity(x, y):
