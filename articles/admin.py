@@ -465,7 +465,7 @@ class ArticleAdmin(BaseAdmin):
         label = "view" if shown_publicly(article) else "preview"
         public = format_html('<a href="{}" target="_blank">{}</a>', public_url(article), label)
         original = outbound_link(article.link, "original")
-        return format_html("{} · {}", public, original)
+        return format_html("{}<br>{}", public, original)
 
     @admin.display(description="links")
     def links(self, article):
