@@ -102,3 +102,31 @@ def test_seed_guids_survive_a_reload(loaded, db, client, seeds_dir):
     load(seeds_dir)
     after = [entry.id for entry in feedparser.parse(client.get(url).content).entries]
     assert before and after == before
+
+
+@pytest.mark.corpus
+def test_corpus_opml_and_sitemaps_list_what_they_should(loaded, db, client):
+    body = ET.fromstring(client.get(reverse("articles:opml")).content).find("body")
+    feeds = {o.get("text"): o.get("xmlUrl") for o in body.iter("outline") if o.get("xmlUrl")}
+    assert set(Topic.objects.values_list("name", flat=True)) <= set(feeds)
+    power_apps = Topic.objects.get(slug="power-apps")
+    folder = next(o for o in body.findall("outline") if o.get("text") == power_apps.name)
+    grouped = {o.get("text") for o in folder.findall("outline")}
+    assert grouped == {power_apps.name, *power_apps.children.values_list("name", flat=True)}
+
+    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    index = ET.fromstring(client.get(reverse("articles:sitemap")).content)
+    listed = set()
+    for section in index.findall("s:sitemap/s:loc", ns):
+        urls = ET.fromstring(client.get(section.text.removeprefix("http://testserver")).content)
+        listed |= {
+            loc.text.removeprefix("http://testserver") for loc in urls.iter(f"{{{ns['s']}}}loc")
+        }
+    public = {cluster.get_absolute_url() for cluster in Cluster.objects.public()}
+    outlets = {provider.get_absolute_url() for provider in providers_with_stories()}
+    assert public and outlets and public | outlets <= listed
+    assert power_apps.get_absolute_url() in listed
+    hidden = {
+        c.get_absolute_url() for c in Cluster.objects.exclude(pk__in=Cluster.objects.public())
+    }
+    assert hidden and not hidden & listed
