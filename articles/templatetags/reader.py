@@ -8,7 +8,7 @@ from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 
 from ..models import Topic
@@ -32,6 +32,15 @@ def http_url(value):
     return value if scheme in ("http", "https") else ""
 
 
+@register.simple_tag
+def outbound_link(url, text):
+    """A link out to an outlet, or the bare text when the URL is not http(s)."""
+    href = http_url(url)
+    if not href:
+        return conditional_escape(text)
+    return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', href, text)
+
+
 @register.filter
 def hostname(value):
     try:
@@ -49,13 +58,53 @@ def outlet(story):
     return hostname(story.link) or "Unknown outlet"
 
 
-@register.filter
-def first_image(article):
-    """The article's first image with known dimensions and an http(s) URL (prefetched)."""
-    for image in article.images.all():
+def first_sized(images):
+    """The first image with known dimensions and an http(s) URL."""
+    for image in images:
         if image.width and image.height and http_url(image.url):
             return image
     return None
+
+
+@register.filter
+def first_image(article):
+    """The article's first usable image (images prefetched)."""
+    return first_sized(article.images.all())
+
+
+@register.simple_tag
+def outlet_name(story):
+    """The outlet with its logo, linked to its page on this site (provider images prefetched)."""
+    provider = story.provider if story.provider_id else None
+    logo = first_sized(provider.images.all()) if provider else None
+    logo_html = (
+        format_html(
+            '<img class="logo" src="{}" width="{}" height="{}" loading="lazy" alt="">',
+            logo.url,
+            logo.width,
+            logo.height,
+        )
+        if logo
+        else ""
+    )
+    provider_page = page_url(provider) if provider else ""
+    name = outlet(story)
+    name_html = format_html('<a href="{}">{}</a>', provider_page, name) if provider_page else name
+    return format_html('<span class="outlet">{}{}</span>', logo_html, name_html)
+
+
+@register.simple_tag
+def amp_link(story):
+    """A link to the story's AMP version when the file gives one."""
+    amp = http_url(story.amp_web_url) or http_url(story.cdn_amp_web_url)
+    if not amp:
+        return ""
+    return format_html(
+        ' <a class="amp" href="{}" rel="noopener noreferrer">AMP'
+        '<span class="visually-hidden"> version of “{}”</span></a>',
+        amp,
+        story.title,
+    )
 
 
 @register.simple_tag
