@@ -153,6 +153,8 @@ def jsonld(data):
 @register.simple_tag(takes_context=True)
 def news_article(context, lead, cluster):
     """The schema.org NewsArticle for a cluster's lead story."""
+    if lead is None:
+        return "{}"
     request = context["request"]
     data = {
         "@context": "https://schema.org",
