@@ -18,6 +18,7 @@ from articles.models import (
     ClusterOverride,
     ClusterTopic,
     ModerationEvent,
+    SourceFile,
 )
 from articles.text_similarity import similarity, story_text, strip_outlet_suffix
 
@@ -196,6 +197,13 @@ def test_incremental_loads_in_any_order_equal_a_full_rebuild(corpus, seeds_dir):
     assert clustering.recluster() == 0
     assert partition_by_url() == incremental
     assert set(Cluster.objects.values_list("slug", flat=True)) == slugs
+
+    # Start again and load everything at once, in path order: the same clusters.
+    SourceFile.objects.all().delete()
+    Article.objects.all().delete()
+    Cluster.objects.all().delete()
+    load(corpus / "news-ai", seeds_dir)
+    assert partition_by_url() == incremental
 
 
 @pytest.mark.django_db
