@@ -534,18 +534,44 @@ class ArticleAdmin(BaseAdmin):
         return None
 
     def get_urls(self):
-        split = self.admin_site.admin_view(self.split_view)
-        return [path("<int:pk>/split/", split, name="articles_article_split"), *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/split/", wrap(self.split_view), name="articles_article_split"),
+            path("<int:pk>/hide/", wrap(self.hide_view), name="articles_article_hide"),
+            *super().get_urls(),
+        ]
 
     def split_view(self, request, pk):
-        """The change page's and cluster page's "split out" button."""
+        """The change page's and cluster page's "split out" buttons."""
+        return self.story_button(
+            request,
+            pk,
+            self.has_split_permission(request),
+            lambda article, reason: clustering.split_article(article, request.user, reason),
+            "“{}” now stands in a cluster of its own.",
+        )
+
+    def hide_view(self, request, pk):
+        """The cluster page's "hide" buttons for noisy related-only coverage lines."""
+        return self.story_button(
+            request,
+            pk,
+            self.has_change_permission(request),
+            lambda article, reason: moderation.hide(
+                Article.objects.filter(pk=article.pk), request.user, reason
+            ),
+            "“{}” no longer shows as a coverage line.",
+        )
+
+    def story_button(self, request, pk, allowed, act, done):
+        """One story's button: POST only, permission checked, then back to where it was pressed."""
         if request.method != "POST":
             return redirect("admin:articles_article_change", pk)
-        if not self.has_split_permission(request):
+        if not allowed:
             raise PermissionDenied
         article = get_object_or_404(Article, pk=pk)
-        clustering.split_article(article, request.user, self.action_reason(request))
-        self.message_user(request, f"“{article}” now stands in a cluster of its own.")
+        act(article, self.action_reason(request))
+        self.message_user(request, done.format(article))
         next_url = request.POST.get("next", "")
         if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}):
             next_url = reverse("admin:articles_article_change", args=[pk])
@@ -575,7 +601,7 @@ class ClusterMemberInline(ReadOnlyInline):
         "quality",
         "heat",
         "published_at",
-        "split",
+        "actions_for",
     ]
     ordering = [F("quality").desc(nulls_last=True), "published_at"]
 
@@ -587,14 +613,19 @@ class ClusterMemberInline(ReadOnlyInline):
         return admin_link(article, Truncator(article.title).chars(90))
 
     @admin.display(description="")
-    def split(self, article):
-        url = reverse("admin:articles_article_split", args=[article.pk])
+    def actions_for(self, article):
         here = reverse("admin:articles_cluster_change", args=[article.cluster_id])
-        return format_html(
+        buttons = [("split", "Split out")]
+        if not article.is_file_backed and article.published is not False:
+            buttons.insert(0, ("hide", "Hide"))
+        return format_html_join(
+            " ",
             '<button type="submit" class="button" formaction="{}" name="next" value="{}">'
-            "Split out</button>",
-            url,
-            here,
+            "{}</button>",
+            (
+                (reverse(f"admin:articles_article_{name}", args=[article.pk]), here, label)
+                for name, label in buttons
+            ),
         )
 
 

@@ -559,3 +559,34 @@ def test_split_is_offered_only_to_a_story_with_company(clients, newsroom):
 
     assert "Split out into its own cluster" in page(newsroom["draft"])
     assert "Split out into its own cluster" not in page(newsroom["other"])
+
+
+@pytest.mark.parametrize("role", ["anonymous", "editor", "superuser"])
+def test_hide_button_on_the_cluster_page(clients, newsroom, role):
+    coverage, lead = newsroom["coverage"], newsroom["lead"]
+    here = admin_url("articles_cluster_change", lead.cluster_id)
+    hide_url = admin_url("articles_article_hide", coverage.pk)
+    if role != "anonymous":
+        page = clients[role].get(here).content.decode()
+        assert f'formaction="{hide_url}"' in page
+        assert admin_url("articles_article_hide", lead.pk) not in page  # file-backed: unpublish
+    response = clients[role].post(hide_url, {"next": here, "reason": "camera review"})
+    assert response.status_code == 302
+    coverage.refresh_from_db()
+    if role == "anonymous":
+        assert response["Location"].startswith(admin_url("login"))
+        assert coverage.published is None
+    else:
+        assert response["Location"] == here
+        assert coverage.published is False
+        event = ModerationEvent.objects.get()
+        assert (event.action, event.reason) == ("hide", "camera review")
+
+
+def test_story_buttons_ignore_offsite_next_and_get(clients, newsroom):
+    coverage = newsroom["coverage"]
+    hide_url = admin_url("articles_article_hide", coverage.pk)
+    assert clients["editor"].get(hide_url).status_code == 302
+    assert not ModerationEvent.objects.exists()
+    response = clients["editor"].post(hide_url, {"next": "https://evil.example/"})
+    assert response["Location"] == admin_url("articles_article_change", coverage.pk)
