@@ -73,8 +73,10 @@ def test_pagination_keeps_filters_and_a_new_filter_starts_at_page_one(world, cli
     html = page(client, "/topics/space/?sort=top&quality=95&page=2")
     assert 'href="?sort=top&amp;quality=95&amp;page=3"' in html
     assert 'href="?sort=top&amp;quality=95"' in html  # back to page 1: no page=1
-    # The filter form carries no page, so applying a filter starts again at page 1.
+    # The filter form carries no page, so applying a filter starts again at page 1;
+    # so does switching the sort order.
     assert 'name="page"' not in html
+    assert '<a href="?quality=95">latest</a>' in html
 
 
 @pytest.mark.django_db
