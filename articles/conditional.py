@@ -1,8 +1,9 @@
 """Conditional GET for feeds and the API: validators first, rendering only when needed.
 
 Pollers repeat the same request every few minutes. The validators of a scope
-come from a couple of aggregate queries over indexed ``updated_at`` columns, so
-a repeat that has not changed answers 304 without loading a single item.
+come from aggregate queries over ``updated_at`` columns, computed once per
+content version and then read from the cache, so a repeat that has not changed
+answers 304 without loading a single item.
 
 Stories and clusters that *left* a scope (unpublished, merged away) still count
 towards its newest change: the aggregates run over every row that touches the
@@ -16,6 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db.models import Max
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date
@@ -25,6 +27,8 @@ from .models import Article, ArticleTopic, Cluster
 
 # How long shared caches and feed readers may reuse a response without asking.
 MAX_AGE = 300
+# Remembered validators only bound memory: a new content version never reads old ones.
+VALIDATORS_SECONDS = 3600
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -62,22 +66,48 @@ def site_validators():
     return Validators.of("site", moments, version.version)
 
 
+def remembered(key, moments):
+    """Validators for scope ``key`` from ``moments()``, computed once per content version.
+
+    Every public change bumps the shared version, so validators computed under
+    one version hold until the next. Feed readers always send validators, so
+    their 304s never fill the whole-response cache; without this, each poll of
+    a large topic would repeat its aggregate over every story in it.
+    """
+    cache_key = f"validators:v{versioning.current().version}:{key}"
+    validators = cache.get(cache_key)
+    if validators is None:
+        validators = Validators.of(key, moments())
+        cache.set(cache_key, validators, VALIDATORS_SECONDS)
+    return validators
+
+
 def topic_validators(topic):
     """A topic and its child topics: every story carrying one of them, and their clusters."""
-    rows = ArticleTopic.objects.filter(topic_id__in=topic.descendant_ids())
-    moments = newest(rows, "article__updated_at", "article__cluster__updated_at")
-    return Validators.of(("topic", topic.pk), [topic.updated_at, *moments])
+
+    def moments():
+        rows = ArticleTopic.objects.filter(topic_id__in=topic.descendant_ids())
+        return [
+            topic.updated_at,
+            *newest(rows, "article__updated_at", "article__cluster__updated_at"),
+        ]
+
+    return remembered(f"topic:{topic.pk}", moments)
 
 
 def provider_validators(provider):
-    stories = Article.objects.filter(provider=provider)
-    moments = newest(stories, "updated_at", "cluster__updated_at")
-    return Validators.of(("provider", provider.pk), [provider.updated_at, *moments])
+    def moments():
+        stories = Article.objects.filter(provider=provider)
+        return [provider.updated_at, *newest(stories, "updated_at", "cluster__updated_at")]
+
+    return remembered(f"provider:{provider.pk}", moments)
 
 
 def cluster_validators(cluster):
-    moments = newest(Article.objects.filter(cluster=cluster), "updated_at")
-    return Validators.of(("cluster", cluster.pk), [cluster.updated_at, *moments])
+    def moments():
+        return [cluster.updated_at, *newest(Article.objects.filter(cluster=cluster), "updated_at")]
+
+    return remembered(f"cluster:{cluster.pk}", moments)
 
 
 def respond_conditionally(request, validators, render, max_age=MAX_AGE):
