@@ -358,7 +358,7 @@ class JsonFeed(XmlSafeMixin, feedgenerator.SyndicationFeed):
             "language": self.feed["language"],
             "items": [self.json_item(item) for item in self.items],
         }
-        json.dump(feed, outfile, ensure_ascii=False, indent=1)
+        json.dump(feed, outfile, ensure_ascii=False)
 
     @staticmethod
     def json_item(item):
