@@ -316,6 +316,8 @@ class XmlSafeMixin:
 
 
 class MediaRssFeed(XmlSafeMixin, feedgenerator.Rss201rev2Feed):
+    """RSS 2.0 plus the lead image (Media RSS) and ``atom:updated``, which RSS lacks."""
+
     def rss_attributes(self):
         return {**super().rss_attributes(), "xmlns:media": MEDIA_NS}
 
@@ -327,6 +329,8 @@ class MediaRssFeed(XmlSafeMixin, feedgenerator.Rss201rev2Feed):
 
 
 class MediaAtomFeed(XmlSafeMixin, feedgenerator.Atom1Feed):
+    """Atom 1.0 plus the lead image (Media RSS)."""
+
     def root_attributes(self):
         return {**super().root_attributes(), "xmlns:media": MEDIA_NS}
 
