@@ -358,6 +358,19 @@ def test_deploy_check_is_clean_with_production_settings():
 
 
 @pytest.mark.slow
+def test_behind_a_tls_proxy_plain_http_is_redirected_except_the_health_check():
+    code = (
+        "from django.test import Client; c = Client(); home = c.get('/'); "
+        "print(c.get('/healthz').status_code, home.status_code, home['Location'])"
+    )
+    result = run_manage(
+        "shell", "--no-imports", "-c", code, DJANGO_SECURE="1", DATABASE_URL="sqlite://:memory:"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["200", "301", "https://testserver/"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
