@@ -52,7 +52,7 @@ def free_port():
 
 def site_env(tmp_path, **overrides):
     """The environment every process of one deployment shares (servers and commands)."""
-    env = {
+    return {
         **os.environ,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "scale-out-" + "k" * 50,
@@ -61,7 +61,6 @@ def site_env(tmp_path, **overrides):
         "GUNICORN_ACCESS_LOG": "",
         **overrides,
     }
-    return env
 
 
 def manage(env, *args, timeout=600):
@@ -92,7 +91,7 @@ class Browser:
 
     def request(self, path, data=None):
         body = urlencode(data, doseq=True).encode() if data is not None else None
-        headers = {"Referer": self.base + path}  # CSRF checks the referer's origin
+        headers = {"Referer": self.base + path}
         try:
             with self.opener.open(Request(self.base + path, body, headers), timeout=30) as reply:
                 return reply.status, reply.read().decode()
