@@ -200,6 +200,9 @@ def cluster_detail(request, slug):
 
 
 def provider_detail(request, domain):
+    # No stored domain holds a NUL, and PostgreSQL refuses one inside a query.
+    if "\x00" in domain:
+        raise Http404("No outlet has that domain.")
     provider = get_object_or_404(Provider.objects.prefetch_related("images"), domain=domain)
     stories = Article.objects.coverage_visible().filter(
         provider=provider, cluster__in=Cluster.objects.public()

@@ -162,6 +162,7 @@ def test_invalid_filters_show_an_error_and_the_unfiltered_list(client, query, me
         "/topics/no-such-topic/",
         "/stories/no-such-story/",
         "/providers/nowhere.example/",
+        "/providers/nul%00.example/",
         "/?page=2",
         "/?page=0",
         "/?page=abc",
