@@ -3,7 +3,7 @@
 import datetime
 import json
 import re
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.core.cache import cache
@@ -407,3 +407,16 @@ def test_with_all_five_seeds_published_they_are_one_cluster(client, seeds_dir, t
         assert outlet in cluster
     assert "vlogging camera" not in coverage
     assert "House police reform bill" not in coverage
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    prefix=st.sampled_from(["/providers/", "/topics/", "/stories/"]),
+    segment=st.text(min_size=1, max_size=40),
+)
+def test_fuzzed_page_addresses_never_give_a_server_error(client, prefix, segment):
+    response = client.get(f"{prefix}{quote(segment, safe='')}/")
+    assert response.status_code in (200, 301, 404)
