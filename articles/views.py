@@ -87,7 +87,7 @@ def build_topic_directory():
 
 
 def list_page(request, filterset, ids_field="pk"):
-    """The page of ids the filter selects, as ``(page, filterset)``."""
+    """The requested page of the ids the filter selects (404 past the end)."""
     ids = filterset.results().values_list(ids_field, flat=True)
     return paginate_ids(ids, request.GET.get("page"))
 
@@ -148,9 +148,9 @@ def cluster_context(cluster, members=None):
         .prefetch_related("images", "provider__images")
         .order_by("published_at", "pk")
     )
-    lead = next((s for s in stories if s.pk == cluster.lead_id), None) or (
-        stories[0] if stories else None
-    )
+    fallback = stories[0] if stories else None  # a preview of a cluster without a lead
+    lead = next((s for s in stories if s.pk == cluster.lead_id), fallback)
+    # Best first, as ``coverage_for`` orders the lines under list entries.
     coverage = sorted(
         (s for s in stories if s is not lead),
         key=lambda s: (
