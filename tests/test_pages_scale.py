@@ -5,9 +5,12 @@ import json
 import re
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from articles.filters import TopicClusterFilter
+from articles.models import Cluster, ClusterTopic, Topic
 from tests.test_pages import NOW, build_world, h1_count, headlines, page, plain_pages  # noqa: F401
 
 
@@ -119,3 +122,30 @@ def test_filters_narrow_the_list(world, client):
     until = (NOW - datetime.timedelta(days=3)).date().isoformat()
     older = headlines(page(client, f"/?until={until}"))
     assert older and all(int(t.split()[1]) > 48 for t in older)
+
+
+@pytest.mark.django_db
+def test_topic_pages_never_count_their_rows(world, client):
+    for url in [
+        "/topics/space/",
+        "/topics/science/?page=7&sort=top",
+        "/providers/event-outlet0.example/?page=2",
+    ]:
+        with CaptureQueriesContext(connection) as queries:
+            page(client, url)
+        assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries), url
+
+
+@pytest.mark.django_db
+def test_topic_page_ids_are_an_index_range_scan_on_postgresql(world):
+    if connection.vendor != "postgresql":
+        pytest.skip("the query plan is checked on PostgreSQL")
+    space = Topic.objects.get(slug="space")
+    rows = ClusterTopic.objects.filter(topic=space, cluster__in=Cluster.objects.public())
+    ids = TopicClusterFilter(None, queryset=rows).results().values_list("cluster_id", flat=True)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE articles_clustertopic")
+        cursor.execute("ANALYZE articles_cluster")
+    plan = ids[:21].explain()
+    assert "clustertopic_latest" in plan, plan
+    assert "Seq Scan on articles_clustertopic" not in plan, plan
