@@ -1,5 +1,6 @@
 """Template helpers for the reader pages: safe links, times, query strings, JSON-LD."""
 
+import datetime
 import json
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 
 from ..models import Topic
 
@@ -17,8 +19,6 @@ register = template.Library()
 
 # Escapes that keep JSON inert inside <script> (as Django's json_script does).
 JSON_SCRIPT_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
-# Past this age a calendar date reads better than "3 years, 2 months ago".
-RELATIVE_FOR_DAYS = 30
 
 
 @register.filter
@@ -109,18 +109,21 @@ def amp_link(story):
 
 @register.simple_tag
 def timestamp(value, precise=False):
-    """``<time datetime>`` with a relative label for recent times and the full date on hover.
+    """``<time datetime>`` labelled relatively ("3 hours ago", "5 years ago"), full date on hover.
 
-    ``precise`` adds the time of day to older dates (timelines within one day).
+    ``precise`` labels with the date and time of day instead: a timeline of one
+    day's coverage reads better as times than as "5 years ago" on every line.
     """
     if value is None:
         return ""
     local = timezone.localtime(value)
     full = format_date(local, "j F Y, H:i T")
-    age = timezone.now() - value
-    recent = 0 <= age.days < RELATIVE_FOR_DAYS
-    date_format = "j M Y, H:i" if precise else "j M Y"
-    label = naturaltime(value) if recent else format_date(local, date_format)
+    if precise:
+        label = format_date(local, "j M Y, H:i")
+    elif timezone.now() - value < datetime.timedelta(days=1):
+        label = naturaltime(value)
+    else:
+        label = f"{timesince(value, depth=1)} ago"
     return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), full, label)
 
 
