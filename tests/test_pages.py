@@ -27,6 +27,7 @@ from articles.models import (
     RelatedListing,
     Topic,
 )
+from articles.templatetags.reader import timestamp
 
 NOW = timezone.now().replace(microsecond=0)
 HOSTILE = '</script><script>alert("x")</script> ]]> \'single\' & "double" <b>bold</b>'
@@ -420,3 +421,18 @@ def test_with_all_five_seeds_published_they_are_one_cluster(client, seeds_dir, t
 def test_fuzzed_page_addresses_never_give_a_server_error(client, prefix, segment):
     response = client.get(f"{prefix}{quote(segment, safe='')}/")
     assert response.status_code in (200, 301, 404)
+
+
+@pytest.mark.parametrize(
+    "age, label",
+    [
+        (datetime.timedelta(hours=3), "3 hours ago"),
+        (datetime.timedelta(days=2, hours=1), "2 days ago"),
+        (datetime.timedelta(days=800), "2 years ago"),
+    ],
+)
+def test_times_carry_their_moment_and_a_relative_label(age, label):
+    when = timezone.now() - age
+    html = timestamp(when).replace("\xa0", " ")
+    assert html.startswith(f'<time datetime="{when.isoformat()}"')
+    assert html.endswith(f">{label}</time>")
