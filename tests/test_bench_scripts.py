@@ -188,17 +188,17 @@ def run_script(script, tmp_path, *args):
 
 @pytest.mark.slow
 def test_ingest_json_summarises_every_step(tmp_path):
-    report = run_script("bench/ingest.py", tmp_path, "--sizes", "60", "--repeat", "1")
+    report = run_script("bench/ingest.py", tmp_path, "--sizes", "30", "--repeat", "1")
     assert report["benchmark"] == "ingest"
     (result,) = report["results"]
     steps = result["steps"]
     assert steps["parse"]["seconds"] > 0
     assert steps["fresh"]["summary"]["failed"] == 0
-    assert steps["fresh"]["summary"]["created"] >= 60
-    # Loading the same files twice changes nothing; a 10% revision touches 6 news files.
+    assert steps["fresh"]["summary"]["created"] >= 30
+    # Loading the same files twice changes nothing; a 10% revision touches 3 news files.
     assert steps["unchanged"]["summary"]["created"] == 0
     assert steps["unchanged"]["summary"]["updated"] == 0
-    assert steps["changed"]["summary"]["updated"] >= 6
+    assert steps["changed"]["summary"]["updated"] >= 3
     assert all(steps[s]["rss_mb"] > 0 for s in steps)
 
 
@@ -208,7 +208,7 @@ def test_serve_json_measures_every_page(tmp_path):
         "bench/serve.py",
         tmp_path,
         "--sizes",
-        "60",
+        "30",
         "--repeat",
         "1",
         "--duration",
@@ -225,4 +225,4 @@ def test_serve_json_measures_every_page(tmp_path):
         assert pages["trivial"]["ratio_to_trivial"] == 1
         assert all(figures["requests"] > 0 for figures in pages.values())
     # A page that fails is reported, never hidden: errors count into a target.
-    assert {check["target"].split(" (")[0] for check in report["targets"]} >= {"N=60: 0 errors"}
+    assert {check["target"].split(" (")[0] for check in report["targets"]} >= {"N=30: 0 errors"}
