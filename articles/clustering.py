@@ -52,7 +52,7 @@ from .models import (
     RelatedListing,
     Topic,
 )
-from .text_similarity import ENTITY_WEIGHT, similarity, story_text
+from .text_similarity import ENTITY_WEIGHT, same_copy, similarity, story_text
 
 # Stories merely alike must run within WINDOW of each other; a cluster never
 # spans more than MAX_SPAN, except for late re-runs of the same copy.
@@ -69,6 +69,8 @@ RELATED_THRESHOLD = 0.42
 # Above this many changed stories a load regroups everything in one pass (same result).
 BULK_LOAD_STORIES = 2000
 QUERY_BATCH = 1000
+# How many of a headline key's longest words narrow the database search for its copies.
+COPY_KEY_WORDS = 3
 
 # Lobsters' shape: the time term grows by one every SCORE_TIME_CONSTANT seconds,
 # so a cluster ten times as strong ranks like one that much newer; no decay job.
@@ -136,7 +138,7 @@ def _chunks(ids, size=QUERY_BATCH):
 
 def edge_weight(a, b):
     """How strongly two file-backed stories belong together, or None if not at all."""
-    if not set(a.text.copy_keys).isdisjoint(b.text.copy_keys):
+    if same_copy(a.text, b.text):
         return 1.0 + LISTED_BONUS
     if abs(a.time - b.time) > WINDOW:
         return None
@@ -158,8 +160,8 @@ class CandidateIndex:
                 postings[token].append(story.pk)
             for token in story.text.title_tokens:
                 title_postings[token].append(story.pk)
-            for key in story.text.copy_keys:
-                self.by_copy_key[key].append(story.pk)
+            if story.text.copy_key:
+                self.by_copy_key[story.text.copy_key].append(story.pk)
         self.postings = self._with_times(postings)
         self.title_postings = self._with_times(title_postings)
 
@@ -198,8 +200,8 @@ class CandidateIndex:
             )
             if bound >= TEXT_THRESHOLD:
                 found.add(pk)
-        for key in story.text.copy_keys:
-            found.update(self.by_copy_key[key])
+        if story.text.copy_key:
+            found.update(self.by_copy_key[story.text.copy_key])
         found.update(pk for pk in story.lists if pk in self.by_pk)
         found.discard(story.pk)
         return [self.by_pk[pk] for pk in found]
@@ -391,23 +393,35 @@ def _partition(file_backed, related, overrides, complete=False):
     return labels
 
 
-def _neighbour_ids(story):
-    """File-backed stories with an edge to ``story``, found in the database."""
-    window = (story.time - WINDOW, story.time + WINDOW)
-    nearby = (
-        Q(published_at__range=window)
-        | Q(published_at__isnull=True, first_seen_at__range=window)
-        | Q(pk__in=story.lists)
-        | Q(listings__target_id=story.pk)
+def _neighbour_ids(story, loaded):
+    """File-backed stories with an edge to ``story``, found in the database.
+
+    Simple indexed or single-table queries (an OR across joins would scan);
+    ``loaded`` keeps stories already read during one neighbourhood search.
+    """
+    low, high = story.time - WINDOW, story.time + WINDOW
+    file_backed = Article.objects.filter(is_file_backed=True)
+    queries = [
+        file_backed.filter(published_at__range=(low, high)),
+        file_backed.filter(published_at__isnull=True, first_seen_at__range=(low, high)),
+    ]
+    if story.text.copy_key:
+        # Every headline with the same key contains its words (stems only drop letters).
+        words = sorted(set(story.text.copy_key.split()), key=lambda w: (-len(w), w))
+        query = file_backed
+        for word in words[:COPY_KEY_WORDS]:
+            query = query.filter(title__icontains=word.removesuffix("y"))
+        queries.append(query)
+    ids = set(story.lists)
+    ids.update(
+        RelatedListing.objects.filter(target_id=story.pk).values_list("source_id", flat=True)
     )
-    for key in story.text.copy_keys:
-        # Every story sharing the key contains this word (stems only drop letters).
-        word = max(key[2:].split(), key=len).removesuffix("y")
-        nearby |= Q(title__icontains=word) if key.startswith("t:") else Q(excerpt__icontains=word)
-    candidates = _load_stories(
-        Article.objects.filter(nearby, is_file_backed=True).exclude(pk=story.pk).distinct()
-    )
-    return {pk for pk, other in candidates.items() if edge_weight(story, other) is not None}
+    for query in queries:
+        ids.update(query.values_list("pk", flat=True))
+    ids.discard(story.pk)
+    for chunk in _chunks(ids - loaded.keys()):
+        loaded.update(_load_stories(file_backed.filter(pk__in=chunk)))
+    return {pk for pk in ids if pk in loaded and edge_weight(story, loaded[pk]) is not None}
 
 
 def _override_partners(overrides):
@@ -428,23 +442,32 @@ def neighbourhood(article_ids, overrides):
     one story's candidates (time window, copy keys, listings).
     """
     partners = _override_partners(overrides)
-    file_backed, related_ids, seen = {}, set(), set()
+    file_backed, related_ids, seen, loaded = {}, set(), set(), {}
     frontier = set(article_ids)
     while frontier:
         seen |= frontier
-        clusters = Article.objects.filter(pk__in=frontier, cluster__isnull=False).values(
-            "cluster_id"
+        clusters = set(
+            Article.objects.filter(pk__in=frontier, cluster__isnull=False).values_list(
+                "cluster_id", flat=True
+            )
         )
-        rows = Article.objects.filter(Q(pk__in=frontier) | Q(cluster_id__in=clusters))
-        new = _load_stories(rows.filter(is_file_backed=True).exclude(pk__in=list(file_backed)))
-        new_related = set(rows.filter(is_file_backed=False).values_list("pk", flat=True))
-        new_related -= related_ids
+        ids = frontier | set(
+            Article.objects.filter(cluster_id__in=clusters).values_list("pk", flat=True)
+        )
+        ids -= file_backed.keys() | related_ids
+        new = _load_stories(Article.objects.filter(pk__in=ids, is_file_backed=True))
+        new_related = ids - new.keys()
         file_backed.update(new)
-        related_ids |= new_related
+        loaded.update(new)
+        related_ids |= set(
+            Article.objects.filter(pk__in=new_related, is_file_backed=False).values_list(
+                "pk", flat=True
+            )
+        )
         frontier = set()
         for story in new.values():
-            frontier |= _neighbour_ids(story)
-        for pk in [*new, *new_related]:
+            frontier |= _neighbour_ids(story, loaded)
+        for pk in ids:
             frontier |= partners[pk]
         frontier -= seen | file_backed.keys() | related_ids
     return file_backed, related_ids

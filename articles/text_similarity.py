@@ -22,10 +22,11 @@ _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": 
 ENTITY_WEIGHT = 3.0
 # Stories that share no name at all are discounted this much.
 NAMELESS_FACTOR = 0.6
-# Wire copy re-run under another masthead keeps its headline or its opening
-# words; keys shorter than this are too generic to call two stories one copy.
+# Wire copy re-run under another masthead keeps its headline and most of its
+# lede; shorter headlines are too generic to call two stories one copy, and a
+# shared headline over different ledes is a recurring column, not a re-run.
 COPY_TITLE_MIN_TOKENS = 4
-COPY_LEAD_TOKENS = 12
+COPY_LEDE_OVERLAP = 0.5
 
 _STOP_WORDS_TEXT = """
     a about above after again against all also am an and any are as at be because been
@@ -111,8 +112,9 @@ class StoryText:
     title_tokens: frozenset
     tokens: frozenset
     names: frozenset
-    # Exact-match keys for wire copy: the headline's words, the excerpt's opening words.
-    copy_keys: tuple
+    lede_tokens: frozenset
+    # The headline's words, for finding re-runs of the same copy ("" when too short).
+    copy_key: str
 
 
 def story_text(title, excerpt=""):
@@ -127,16 +129,15 @@ def story_text(title, excerpt=""):
         t for t, raw, _ in excerpt_words if raw[:1].isupper()
     }
     title_tokens = frozenset(t for t, _, _ in title_words)
-    copy_keys = []
+    copy_key = ""
     if len(title_words) >= COPY_TITLE_MIN_TOKENS:
-        copy_keys.append("t:" + " ".join(t for t, _, _ in title_words))
-    if len(excerpt_words) >= COPY_LEAD_TOKENS:
-        copy_keys.append("e:" + " ".join(t for t, _, _ in excerpt_words[:COPY_LEAD_TOKENS]))
+        copy_key = " ".join(t for t, _, _ in title_words)
     return StoryText(
         title_tokens=title_tokens,
         tokens=title_tokens | {t for t, _, _ in excerpt_words},
         names=frozenset(names),
-        copy_keys=tuple(copy_keys),
+        lede_tokens=frozenset(t for t, _, _ in excerpt_words),
+        copy_key=copy_key,
     )
 
 
@@ -166,5 +167,9 @@ def similarity(x, y):
 
 
 def same_copy(x, y):
-    """Wire copy re-run under another masthead: the same headline or the same opening."""
-    return not set(x.copy_keys).isdisjoint(y.copy_keys)
+    """Wire copy re-run under another masthead: the same headline over much the same lede."""
+    return (
+        bool(x.copy_key)
+        and x.copy_key == y.copy_key
+        and (_weighted_dice(x.lede_tokens, y.lede_tokens, frozenset()) >= COPY_LEDE_OVERLAP)
+    )
