@@ -15,8 +15,13 @@ except the emptied half of such a merge, and never overwrites an editor's
 """
 
 import hashlib
+import itertools
+import multiprocessing
 import os
 import re
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -57,6 +62,9 @@ IN_LOOKUP_SIZE = 2000
 # Scores are stored in 32-bit integer columns.
 LARGEST_INTEGER = 2**31 - 1
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+PARSED, FAILED = "parsed", "failed"
+# Processes that parse a large load while this one writes it.
+PARSE_WORKERS = min(2, os.cpu_count() or 1)
 
 # Article columns a news file sets.
 FILE_FIELDS = [
@@ -221,8 +229,7 @@ class Parsed:
     warnings: list
 
 
-def read_bytes(path):
-    limit = settings.LOADER_MAX_FILE_BYTES
+def read_bytes(path, limit):
     try:
         if os.path.getsize(path) > limit:
             raise FileError("file", f"is larger than the {limit:,}-byte limit")
@@ -239,7 +246,7 @@ def raw_digest(raw):
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-def parse(source, raw):
+def parse(source, raw, raw_hash):
     """Validate one file's bytes; returns ``Parsed`` or raises ``FileError``."""
     mapping, fenced = _read_mapping(raw)
     taxonomy = mapping.get("taxonomy")
@@ -258,7 +265,7 @@ def parse(source, raw):
         kind, data = SourceFile.KIND_ORGANIZATION, _clean_organization(mapping, warn)
     else:
         raise FileError("taxonomy", f"{taxonomy!r} is not known (expected topic or organization)")
-    return Parsed(kind, source, raw_digest(raw), data, warnings)
+    return Parsed(kind, source, raw_hash, data, warnings)
 
 
 def _read_mapping(raw):
@@ -751,31 +758,37 @@ def _record_source_files(items, known, outcome, now):
     update_rows(SourceFile, changed, ["kind", "article_id", "raw_hash", "loaded_at"])
 
 
-# Column types the database driver cannot take as Python values without Django's help.
-_PREPARED_TYPES = frozenset({"DateTimeField", "DateField", "JSONField", "DecimalField"})
-
-
 def _column_values(fields, connection):
-    """Database values of ``fields`` for one object; only the types that need it are prepared."""
-    getters = []
+    """Database values of ``fields`` for one row, a dict of attribute names to values.
+
+    Dates and JSON go straight to the backend's adapters: ``get_db_prep_save``
+    first re-validates each value, which costs more than the insert. The loader's
+    datetimes are always aware, so nothing it checks can differ.
+    """
+    ops = connection.ops
+    adapters = {
+        "DateTimeField": lambda column: ops.adapt_datetimefield_value,
+        "DateField": lambda column: ops.adapt_datefield_value,
+        "JSONField": lambda column: lambda value: ops.adapt_json_value(value, column.encoder),
+        "DecimalField": lambda column: lambda value: column.get_db_prep_save(value, connection),
+    }
+    plan = []
     for column in fields:
-        if column.get_internal_type() in _PREPARED_TYPES:
-            getters.append(
-                lambda obj, c=column: c.get_db_prep_save(getattr(obj, c.attname), connection)
-            )
-        else:
-            getters.append(lambda obj, name=column.attname: getattr(obj, name))
-    return lambda obj: [get(obj) for get in getters]
+        adapter = adapters.get(column.get_internal_type())
+        plan.append((column.attname, adapter(column) if adapter else None))
+    return lambda row: [row[name] if adapt is None else adapt(row[name]) for name, adapt in plan]
 
 
-def insert_rows(model, objects):
+def insert_rows(model, rows):
     """INSERT many new rows with one prepared statement (their primary keys stay unset).
 
-    ``bulk_create`` compiles every value of every row into SQL in Python, which
-    costs more than the inserts themselves.
+    ``rows`` are model instances or dicts of every column's attribute name: the
+    loader's most numerous rows skip building a model instance each. ``bulk_create``
+    compiles every value of every row into SQL in Python, which costs more than
+    the inserts themselves.
     """
-    objects = list(objects)
-    if not objects:
+    rows = [row if isinstance(row, dict) else vars(row) for row in rows]
+    if not rows:
         return
     meta = model._meta
     columns = [column for column in meta.concrete_fields if not column.primary_key]
@@ -787,7 +800,7 @@ def insert_rows(model, objects):
     sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608
     values = _column_values(columns, connection)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [values(obj) for obj in objects])
+        cursor.executemany(sql, [values(row) for row in rows])
 
 
 def in_slices(values):
@@ -819,7 +832,7 @@ def update_rows(model, objects, fields):
     sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
     values = _column_values(columns, connection)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [[*values(obj), obj.pk] for obj in objects])
+        cursor.executemany(sql, [[*values(vars(obj)), obj.pk] for obj in objects])
 
 
 def ensure_topics(names, now):
@@ -1033,12 +1046,19 @@ def merge_stories(other, into):
 
 def _write_news(items, known, outcome, now):
     urls = {item.data["canonical"] for item in items}
-    for item in items:
-        urls.update(listing["canonical"] for listing in item.data["related"])
     stories = {
         story.canonical_url: story
         for part in in_slices(urls)
         for story in Article.objects.filter(canonical_url__in=part).only(*STORY_STATE)
+    }
+    # Stories only listed need no more than their ids: no model instance each.
+    listed = {listing["canonical"] for item in items for listing in item.data["related"]}
+    listed_ids = {
+        url: pk
+        for part in in_slices(listed - urls)
+        for url, pk in Article.objects.filter(canonical_url__in=part).values_list(
+            "canonical_url", "pk"
+        )
     }
     provider_names = {}
     for item in items:
@@ -1086,8 +1106,9 @@ def _write_news(items, known, outcome, now):
 
     for _, item in written.values():
         for listing in item.data["related"]:
-            if listing["canonical"] not in stories and listing["canonical"] not in new:
-                new[listing["canonical"]] = _related_only_story(listing, providers, now)
+            url = listing["canonical"]
+            if url not in stories and url not in listed_ids and url not in new:
+                new[url] = _related_only_story(listing, providers, now)
 
     insert_rows(Article, new.values())
     for part in in_slices(new):
@@ -1098,7 +1119,7 @@ def _write_news(items, known, outcome, now):
     update_rows(Article, changed.values(), FILE_FIELDS)
 
     def story_id(url):
-        return (stories.get(url) or new[url]).pk
+        return listed_ids[url] if url in listed_ids else (stories.get(url) or new[url]).pk
 
     rewritten = [story.pk for url, (story, _) in written.items() if url not in new]
     ArticleImage.objects.filter(article_id__in=rewritten).delete()
@@ -1109,19 +1130,19 @@ def _write_news(items, known, outcome, now):
         data = item.data
         outcome.article_ids.add(story.pk)
         images.extend(
-            ArticleImage(
-                article_id=story.pk,
-                url=image["url"],
-                width=image["width"],
-                height=image["height"],
-                is_cached=image["isCached"],
-                title=image["title"],
-                position=position,
-            )
+            {
+                "article_id": story.pk,
+                "url": image["url"],
+                "width": image["width"],
+                "height": image["height"],
+                "is_cached": image["isCached"],
+                "title": image["title"],
+                "position": position,
+            }
             for position, image in enumerate(data["images"])
         )
         article_topics.extend(
-            ArticleTopic(article_id=story.pk, topic_id=topics[name].pk) for name in data["topics"]
+            {"article_id": story.pk, "topic_id": topics[name].pk} for name in data["topics"]
         )
         for position, listing in enumerate(data["related"]):
             target_id = story_id(listing["canonical"])
@@ -1173,22 +1194,22 @@ def _related_only_story(listing, providers, now):
 
 def _listing(source_id, target_id, position, listing):
     provider = listing["provider"] or {"name": "", "domain": ""}
-    return RelatedListing(
-        source_id=source_id,
-        target_id=target_id,
-        position=position,
-        title=listing["title"],
-        excerpt=listing["excerpt"],
-        published_at=listing["published_at"],
-        web_url=listing["web_url"],
-        amp_web_url=listing["amp_web_url"],
-        cdn_amp_web_url=listing["cdn_amp_web_url"],
-        type=listing["type"],
-        quality=listing["quality"],
-        provider_name=provider["name"],
-        provider_domain=provider["domain"],
-        images=listing["images"],
-    )
+    return {
+        "source_id": source_id,
+        "target_id": target_id,
+        "position": position,
+        "title": listing["title"],
+        "excerpt": listing["excerpt"],
+        "published_at": listing["published_at"],
+        "web_url": listing["web_url"],
+        "amp_web_url": listing["amp_web_url"],
+        "cdn_amp_web_url": listing["cdn_amp_web_url"],
+        "type": listing["type"],
+        "quality": listing["quality"],
+        "provider_name": provider["name"],
+        "provider_domain": provider["domain"],
+        "images": listing["images"],
+    }
 
 
 # The run --------------------------------------------------------------------------
@@ -1205,8 +1226,8 @@ def load(paths, *, dry_run=False, progress=None):
     result = LoadResult()
     with transaction.atomic():
         cluster_ids = set()
-        for batch in _batches(iter_sources(paths)):
-            cluster_ids |= _load_batch(batch, result)
+        for batch, prepared in _prepared_batches(_batches(iter_sources(paths))):
+            cluster_ids |= _load_batch(prepared, result)
             if progress:
                 progress(len(batch))
         if dry_run:
@@ -1220,15 +1241,16 @@ def load(paths, *, dry_run=False, progress=None):
 
 
 def _batches(sources):
-    """Files with their bytes, a bounded number of files and bytes at a time."""
+    """Sources a bounded number of files and bytes at a time."""
+    limit = settings.LOADER_MAX_FILE_BYTES
     batch, size = [], 0
     for source in sources:
+        batch.append(source)
         try:
-            raw = read_bytes(source.path)
-        except FileError as exc:
-            raw = exc
-        batch.append((source, raw))
-        size += len(raw) if isinstance(raw, bytes) else 0
+            file_size = os.path.getsize(source.path)
+        except OSError:
+            file_size = 0
+        size += file_size if file_size <= limit else 0  # a file over the limit is never read
         if len(batch) >= CHUNK_FILES or size >= CHUNK_BYTES:
             yield batch
             batch, size = [], 0
@@ -1236,32 +1258,101 @@ def _batches(sources):
         yield batch
 
 
-def _load_batch(batch, result):
-    """Skip unchanged bytes, validate the rest, write them; returns clusters to refresh."""
-    keys = {source.key for source, _ in batch}
-    raw_hashes = dict(SourceFile.objects.filter(key__in=keys).values_list("key", "raw_hash"))
-    items, seen = [], set()
-    for source, raw in batch:
-        if source.key in seen:
-            continue  # the same file named twice on the command line
-        seen.add(source.key)
-        result.files += 1
-        if isinstance(raw, FileError):
-            _fail(result, source, raw.field, raw.message)
-            continue
-        if raw_hashes.get(source.key) == raw_digest(raw):
-            result.unchanged += 1
-            continue
+def _prepared_batches(batches):
+    """Each batch with its files read and validated by ``prepare``, in order.
+
+    A load of more than one batch parses in worker processes, a few batches ahead
+    of the database writes here; a small one parses in this process. Every
+    database query stays in this process, inside the load's transaction.
+    """
+    batches = iter(batches)
+    first = list(itertools.islice(batches, 2))
+    if len(first) < 2 or PARSE_WORKERS < 1:
+        for batch in itertools.chain(first, batches):
+            yield batch, prepare(*_task(batch))
+        return
+    # Forked workers need no set-up and only read files; they never touch the database.
+    pool = ProcessPoolExecutor(PARSE_WORKERS, mp_context=multiprocessing.get_context("fork"))
+    pending = deque()
+    try:
+        for batch in itertools.chain(first, batches):
+            pending.append((batch, pool.submit(prepare, *_task(batch))))
+            if len(pending) > PARSE_WORKERS + 1:  # bounded: memory stays flat in N
+                yield _completed(*pending.popleft())
+        while pending:
+            yield _completed(*pending.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _task(batch):
+    """``prepare``'s arguments: the batch's files, each source key once, and their stored hashes."""
+    distinct = {}
+    for source in batch:
+        distinct.setdefault(source.key, source)  # the same file named twice on the command line
+    sources = list(distinct.values())
+    return sources, _raw_hashes(sources), settings.LOADER_MAX_FILE_BYTES
+
+
+def _completed(batch, future):
+    try:
+        return batch, future.result()
+    except BrokenProcessPool:  # a worker died (out of memory): this batch parses here
+        return batch, prepare(*_task(batch))
+
+
+def _raw_hashes(sources):
+    return dict(
+        SourceFile.objects.filter(key__in=[source.key for source in sources]).values_list(
+            "key", "raw_hash"
+        )
+    )
+
+
+def prepare(sources, raw_hashes, limit):
+    """Read and validate files: ``(source, outcome)`` pairs in order, picklable.
+
+    The outcome is ``(FAILED, field, message)``, ``(UNCHANGED, raw hash)`` for
+    bytes ``raw_hashes`` already holds (not parsed), or ``(PARSED, Parsed)``.
+    """
+    prepared = []
+    for source in sources:
         try:
-            item = parse(source, raw)
+            raw = read_bytes(source.path, limit)
+            digest = raw_digest(raw)
+            if raw_hashes.get(source.key) == digest:
+                outcome = (UNCHANGED, digest)
+            else:
+                outcome = (PARSED, parse(source, raw, digest))
         except FileError as exc:
-            _fail(result, source, exc.field, exc.message)
+            outcome = (FAILED, exc.field, exc.message)
         except (RecursionError, MemoryError):
-            _fail(result, source, "file", "is too deeply nested or too large to read")
+            outcome = (FAILED, "file", "is too deeply nested or too large to read")
         except Exception as exc:  # noqa: BLE001 -- one bad file must not stop the run
-            _fail(result, source, "file", f"cannot be loaded ({exc.__class__.__name__}: {exc})")
+            outcome = (FAILED, "file", f"cannot be loaded ({exc.__class__.__name__}: {exc})")
+        prepared.append((source, outcome))
+    return prepared
+
+
+def _load_batch(prepared, result):
+    """Count failed and unchanged files, write the rest; returns clusters to refresh.
+
+    Stored raw hashes are read again: an earlier batch of this run may have stored
+    a source key after ``prepare`` compared it.
+    """
+    raw_hashes = _raw_hashes([source for source, _ in prepared])
+    items = []
+    for source, outcome in prepared:
+        result.files += 1
+        if outcome[0] == UNCHANGED and raw_hashes.get(source.key) != outcome[1]:
+            [(_, outcome)] = prepare([source], raw_hashes, settings.LOADER_MAX_FILE_BYTES)
+        status, detail = outcome[0], outcome[1:]
+        if status == FAILED:
+            _fail(result, source, *detail)
+        elif status == UNCHANGED or raw_hashes.get(source.key) == detail[0].raw_hash:
+            result.unchanged += 1
         else:
-            items.append(item)
+            items.append(detail[0])
     return _write(items, result)
 
 

@@ -1,0 +1,119 @@
+"""Large loads parse in worker processes: the outcome must be exactly the in-process one."""
+
+import pytest
+import yaml
+from django.db import transaction
+
+from articles import loader
+from articles.models import Article, RelatedListing, SourceFile
+
+pytestmark = pytest.mark.django_db
+
+
+def news(title, url, related=()):
+    data = {
+        "title": title,
+        "webUrl": url,
+        "publishedDateTime": "2021-05-05T10:00:00Z",
+        "provider": {"name": "Example", "domain": "example.com"},
+        "topics": ["Power Apps"],
+        "related": [
+            {"title": f"Listed {link}", "webUrl": link, "images": [{"url": "javascript:x"}]}
+            for link in related
+        ],
+    }
+    return "---\n" + yaml.safe_dump(data, sort_keys=False) + "---\n"
+
+
+def write(folder, name, content):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def stored():
+    return {
+        "stories": sorted(
+            Article.objects.values_list("canonical_url", "title", "is_file_backed", "published")
+        ),
+        "listings": sorted(
+            RelatedListing.objects.values_list(
+                "source__canonical_url", "target__canonical_url", "position"
+            )
+        ),
+        "files": sorted(SourceFile.objects.values_list("key", "raw_hash", "article__title")),
+    }
+
+
+def load(monkeypatch, workers, paths):
+    """One load with ``workers`` parsing processes (0: in this process), then rolled back."""
+    monkeypatch.setattr(loader, "PARSE_WORKERS", workers)
+    with transaction.atomic():
+        result = loader.load(paths)
+        outcome = result.as_dict(), stored()
+        transaction.set_rollback(True)
+    return outcome
+
+
+@pytest.fixture
+def one_file_batches(monkeypatch):
+    """Every file its own batch, so even a few files use the worker processes."""
+    monkeypatch.setattr(loader, "CHUNK_FILES", 1)
+
+
+@pytest.mark.slow
+def test_workers_load_exactly_what_one_process_loads(tmp_path, monkeypatch, one_file_batches):
+    write(tmp_path, "a.md", news("First", "https://example.com/a", ["https://other.example/x"]))
+    write(tmp_path, "b.md", "---\ntitle: [unclosed\n---\n")
+    write(tmp_path, "c.md", b"---\ntitle: caf\xe9\n---\n")
+    write(tmp_path, "d.md", news("Same story", "https://example.com/a?utm_source=feed"))
+    write(tmp_path, "e/f.md", news("Lists a", "https://example.com/f", ["https://example.com/a"]))
+    write(tmp_path, "g.md", news("Lists x", "https://example.com/g", ["https://other.example/x"]))
+
+    in_process = load(monkeypatch, 0, [tmp_path])
+    with_workers = load(monkeypatch, 2, [tmp_path])
+
+    assert with_workers == in_process
+    summary, rows = with_workers
+    assert (summary["files"], summary["created"], summary["updated"], summary["failed"]) == (
+        6,
+        3,
+        1,
+        2,
+    )
+    assert [error["path"] for error in summary["errors"]] == [
+        str(tmp_path / "b.md"),
+        str(tmp_path / "c.md"),
+    ]
+    assert [warning["field"] for warning in summary["warnings"]] == [
+        "related[0].images[0].url",
+        "related[0].images[0].url",
+        "related[0].images[0].url",
+    ]
+    assert ("https://other.example/x", "Listed https://other.example/x", False, None) in rows[
+        "stories"
+    ]
+
+
+@pytest.mark.slow
+def test_a_source_key_stored_earlier_in_the_run_is_compared_again(
+    tmp_path, monkeypatch, one_file_batches
+):
+    """Workers compare raw hashes ahead of the writes; a key written meanwhile is compared again.
+
+    ``b/x.md`` has the bytes stored by the last load, but ``a/x.md`` (the same
+    source key) stores other bytes first in this run, so ``b/x.md`` is loaded again.
+    """
+    first, second = tmp_path / "a", tmp_path / "b"
+    write(first, "x.md", news("From a", "https://example.com/x"))
+    write(second, "x.md", news("From b", "https://example.com/x"))
+    write(second, "y.md", news("Other", "https://example.com/y"))
+    loader.load([second])
+
+    in_process = load(monkeypatch, 0, [first, second])
+    with_workers = load(monkeypatch, 2, [first, second])
+
+    assert with_workers == in_process
+    summary, rows = with_workers
+    assert (summary["updated"], summary["unchanged"]) == (2, 1)
+    assert ("x.md", loader.raw_digest((second / "x.md").read_bytes()), "From b") in rows["files"]
