@@ -60,7 +60,7 @@ WINDOW = timedelta(days=5)
 MAX_SPAN = timedelta(days=7)
 # Thresholds on text_similarity.similarity(), tuned on the hand labels
 # (tests/data/cluster_labels.json, `manage.py evaluate_clusters`).
-TEXT_THRESHOLD = 0.30
+TEXT_THRESHOLD = 0.35
 LISTED_THRESHOLD = 0.20
 LISTED_BONUS = 0.20
 # Average similarity a merged cluster must keep: stops chains A~B~C~D.

@@ -32,7 +32,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from articles import clustering  # noqa: E402
 from articles.models import Article, ClusterOverride  # noqa: E402
 
-SAMPLES = 20
+SAMPLES = 10
 
 
 def full_rebuild():
