@@ -306,7 +306,8 @@ def _load_yaml(text):
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise FileError("yaml", f"syntax error{where}: {problem}") from None
-    _refuse_aliases(data)
+    if "*" in text:  # an alias is written *name: without one, there is nothing to walk
+        _refuse_aliases(data)
     return data
 
 
