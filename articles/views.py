@@ -4,6 +4,10 @@ from django.core.cache import cache
 from django.db.models import Count, F
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+
+from aggregator.middleware import is_cacheable_request
 
 from . import versioning
 from .clustering import coverage_for
@@ -23,6 +27,8 @@ TOP_ON_HOME = 5
 # Outlets named on a "More:" line before "and N more".
 MORE_OUTLETS = 5
 DIRECTORY_CACHE_SECONDS = 3600
+# Entries carry relative times ("3 hours ago"), so they are not kept for long.
+ENTRY_CACHE_SECONDS = 600
 
 
 def clusters_with_coverage(ids):
@@ -45,6 +51,33 @@ def clusters_with_coverage(ids):
     return clusters
 
 
+def cluster_entries(request, items, version):
+    """Rendered list entries for ``items``, pairs of (cluster id, heading level): {pair: html}.
+
+    Entries are the same for every anonymous reader until content changes, so
+    each is cached under the content version and shared by every list showing
+    it; only the misses are loaded (the four queries of ``clusters_with_coverage``)
+    and rendered. Editors, and sites with page caching off, always get fresh ones.
+    """
+    keys = {item: f"reader:entry:v{version}:{item[0]}:h{item[1]}" for item in items}
+    use_cache = is_cacheable_request(request)
+    found = cache.get_many(list(keys.values())) if use_cache else {}
+    missing = [item for item in items if keys[item] not in found]
+    loaded = {c.pk: c for c in clusters_with_coverage(dict.fromkeys(pk for pk, _ in missing))}
+    fresh = {
+        keys[(pk, level)]: render_to_string(
+            "articles/_cluster.html", {"cluster": loaded[pk], "level": level}
+        )
+        for pk, level in missing
+        if pk in loaded
+    }
+    if use_cache:
+        cache.set_many(fresh, ENTRY_CACHE_SECONDS)
+    found.update(fresh)
+    # Our own template's output, escaped when it was rendered.
+    return {item: mark_safe(found[key]) for item, key in keys.items() if key in found}  # noqa: S308
+
+
 def more_line(cluster):
     """Techmeme's "More:" line: one story per outlet, the rest counted."""
     lead_outlet = cluster.lead.provider_id if cluster.lead_id else None
@@ -57,13 +90,13 @@ def more_line(cluster):
     return {"stories": shown, "hidden": len(cluster.coverage) - len(shown)}
 
 
-def topic_directory():
+def topic_directory(version):
     """The topic tree with counts, cached until content next changes.
 
     Counting is an aggregate over every topic row; the content version in the
     key makes a publish show at once on every app server sharing the cache.
     """
-    key = f"reader:topic-directory:v{versioning.current().version}"
+    key = f"reader:topic-directory:v{version}"
     return cache.get_or_set(key, build_topic_directory, DIRECTORY_CACHE_SECONDS)
 
 
@@ -102,23 +135,27 @@ def home(request):
         if show_top
         else []
     )
-    loaded = {c.pk: c for c in clusters_with_coverage(top_ids + page.ids)}
+    top = [(pk, 2) for pk in top_ids]
+    # Stories already shown as top stories are not repeated below them.
+    latest = [(pk, 3 if top else 2) for pk in page.ids if pk not in top_ids]
+    version = versioning.current().version
+    entries = cluster_entries(request, top + latest, version)
     return render(
         request,
         "articles/home.html",
         {
-            "top_clusters": [loaded[pk] for pk in top_ids if pk in loaded],
-            # Stories already shown as top stories are not repeated below them.
-            "clusters": [loaded[pk] for pk in page.ids if pk in loaded and pk not in top_ids],
+            "top_entries": [entries[item] for item in top if item in entries],
+            "entries": [entries[item] for item in latest if item in entries],
             "page": page,
             "filter": filterset,
-            "directory": topic_directory(),
+            "directory": topic_directory(version),
         },
     )
 
 
 def topic_list(request):
-    return render(request, "articles/topic_list.html", {"directory": topic_directory()})
+    directory = topic_directory(versioning.current().version)
+    return render(request, "articles/topic_list.html", {"directory": directory})
 
 
 def topic_detail(request, slug):
@@ -126,13 +163,16 @@ def topic_detail(request, slug):
     rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
     filterset = TopicClusterFilter(request.GET or None, queryset=rows)
     page = list_page(request, filterset, ids_field="cluster_id")
+    version = versioning.current().version
     return render(
         request,
         "articles/topic.html",
         {
             "topic": topic,
             "children": topic.children.order_by("name"),
-            "clusters": clusters_with_coverage(page.ids),
+            "entries": list(
+                cluster_entries(request, [(pk, 2) for pk in page.ids], version).values()
+            ),
             "page": page,
             "filter": filterset,
         },

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from articles import versioning
 from articles.clustering import refresh_clusters
 from articles.models import (
     Article,
@@ -436,3 +437,23 @@ def test_times_carry_their_moment_and_a_relative_label(age, label):
     html = timestamp(when).replace("\xa0", " ")
     assert html.startswith(f'<time datetime="{when.isoformat()}"')
     assert html.endswith(f">{label}</time>")
+
+
+@pytest.mark.django_db
+def test_list_entries_are_shared_from_the_cache_until_content_changes(
+    client, settings, django_assert_max_num_queries
+):
+    settings.PAGE_CACHE_SECONDS = 600
+    world = build_world(clusters=3, stories=3, prefix="kappa")
+    page(client, "/topics/space/")
+    Article.objects.filter(pk=world["articles"][0].pk).update(title="Kappa renamed")
+    # The parent topic lists the same clusters: its entries come from the cache, so the
+    # page loads no cluster, story, image or logo (only ids, topic, menus and versions).
+    with django_assert_max_num_queries(7):
+        assert "Kappa renamed" not in page(client, "/topics/science/")
+    versioning.bump()
+    assert "Kappa renamed" in page(client, "/topics/science/")
+    # Editors (any session) never get cached entries.
+    Article.objects.filter(pk=world["articles"][0].pk).update(title="Kappa edited again")
+    client.cookies[settings.SESSION_COOKIE_NAME] = "editor-session"
+    assert "Kappa edited again" in page(client, "/topics/space/")
