@@ -15,6 +15,7 @@ flat in N (the largest N within 1.2 x the memory of the one before it).
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,15 +50,22 @@ def parse_floor(folder):
     """Read and YAML-parse every file as fast as this Python can: nothing loads faster."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     files = 0
-    for path in sorted(Path(folder).rglob("*")):
-        if path.suffix not in CORPUS_SUFFIXES or not path.is_file():
-            continue
+    for path in corpus_files(folder):
         text = path.read_bytes().decode("utf-8").replace("\r\n", "\n")
         if text.startswith("---\n"):
             text = text[4:].split("\n---\n", 1)[0]
         yaml.load(text, Loader=loader)
         files += 1
     return {"files": files}
+
+
+def corpus_files(folder):
+    """Every corpus file, one folder at a time: memory stays flat however many there are."""
+    for root, folders, names in os.walk(folder):
+        folders.sort()
+        for name in sorted(names):
+            if Path(name).suffix in CORPUS_SUFFIXES:
+                yield Path(root, name)
 
 
 def load(folder):
