@@ -31,6 +31,7 @@ and an incremental update that recomputes a closed neighbourhood (its candidates
 whole connected components) reaches exactly what a full rebuild would.
 """
 
+import hashlib
 import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
@@ -474,14 +475,23 @@ def neighbourhood(article_ids, overrides):
 
 
 def _anchor(members):
-    """The earliest-created file-backed member names the cluster: its slug is the permalink."""
+    """The earliest-created file-backed member names the cluster."""
     return min(members, key=lambda s: (not s.file_backed, s.pk))
+
+
+def cluster_slug(members):
+    """The cluster's permalink, derived from its anchor story's slug (which never changes).
+
+    Hashed rather than spelled out: the anchor may be an unpublished story, and a
+    public address must not reveal its headline.
+    """
+    return hashlib.blake2b(_anchor(members).slug.encode(), digest_size=8).hexdigest()
 
 
 def _save(labels, stories, complete=False):
     """Write a partition; returns the ids of clusters whose membership changed."""
-    groups = sorted(_members_by_label(labels, stories).values(), key=lambda m: _anchor(m).slug)
-    wanted = {_anchor(members).slug for members in groups}
+    groups = sorted(_members_by_label(labels, stories).values(), key=cluster_slug)
+    wanted = {cluster_slug(members) for members in groups}
     old_ids = {s.cluster_id for s in stories.values() if s.cluster_id}
     if complete:
         rows = Cluster.objects.all()
@@ -493,7 +503,7 @@ def _save(labels, stories, complete=False):
 
     created, renamed, moves = [], [], {}
     for members in groups:
-        slug = _anchor(members).slug
+        slug = cluster_slug(members)
         cluster = by_slug.get(slug)
         if cluster is None:
             # Reuse the row most members sat in (renamed), so first-seen time survives.

@@ -103,6 +103,20 @@ def test_seeds_with_their_flags_make_one_public_cluster_led_by_techcrunch(seeds_
 
 
 @pytest.mark.django_db
+def test_cluster_permalinks_reveal_no_unpublished_headline_and_survive_recluster(seeds_dir):
+    load(seeds_dir)
+    cluster = ibm_cluster()
+    unpublished_words = set()
+    for article in Article.objects.filter(published=False):
+        unpublished_words |= {w for w in article.slug.split("-") if len(w) > 3}
+    slug_words = set(cluster.slug.split("-"))
+    assert not slug_words & unpublished_words, cluster.get_absolute_url()
+
+    call_command("recluster", verbosity=0)
+    assert ibm_cluster().slug == cluster.slug
+
+
+@pytest.mark.django_db
 def test_seeds_all_published_make_one_cluster_with_every_outlet(seeds_dir):
     load(seeds_dir)
     before = partition_by_url()
