@@ -821,24 +821,24 @@ def coverage_for(clusters):
 def related_reading_for(clusters):
     """{cluster id: [stories]} listed by a cluster's published members but not of its event.
 
-    One query; each story once per cluster, newest first, providers selected.
+    One query, read from the listings side: a story listed from several clusters
+    appears under each of them (every listing names its own source cluster).
+    Each story once per cluster, newest first, providers selected.
     """
     result = {c.pk: [] for c in clusters}
-    stories = (
-        Article.objects.coverage_visible()
-        .filter(
-            listed_in__source__cluster_id__in=result,
-            listed_in__source__published=True,
-            listed_in__source__is_file_backed=True,
-        )
-        .exclude(cluster_id=F("listed_in__source__cluster_id"))
-        .annotate(listing_cluster=F("listed_in__source__cluster_id"))
-        .select_related("provider")
-        .order_by(F("published_at").desc(nulls_last=True), "pk")
+    listings = (
+        RelatedListing.objects.filter(source__cluster_id__in=result)
+        .filter(source__in=Article.objects.published())
+        .filter(target__in=Article.objects.coverage_visible())
+        .exclude(target__cluster_id=F("source__cluster_id"))
+        .annotate(listing_cluster=F("source__cluster_id"))
+        .select_related("target__provider")
+        .order_by(F("target__published_at").desc(nulls_last=True), "target_id", "pk")
     )
     seen = set()
-    for story in stories:
-        if (story.listing_cluster, story.pk) not in seen:
-            seen.add((story.listing_cluster, story.pk))
-            result[story.listing_cluster].append(story)
+    for listing in listings:
+        key = (listing.listing_cluster, listing.target_id)
+        if key not in seen:
+            seen.add(key)
+            result[listing.listing_cluster].append(listing.target)
     return result

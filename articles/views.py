@@ -1,7 +1,7 @@
 """Reader pages. Each runs a fixed number of queries whatever the size of the lists shown."""
 
 from django.core.cache import cache
-from django.db.models import Count, F
+from django.db.models import Count, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from aggregator.middleware import is_cacheable_request
 
 from . import versioning
-from .clustering import coverage_for
+from .clustering import coverage_for, related_reading_for
 from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
 from .models import (
     Article,
@@ -18,7 +18,6 @@ from .models import (
     ClusterAlias,
     ClusterTopic,
     Provider,
-    RelatedListing,
     Topic,
 )
 from .pagination import paginate_ids
@@ -211,21 +210,10 @@ def cluster_context(cluster, members=None):
 
 
 def related_reading(cluster):
-    """Visible stories the cluster's published members list that belong to other events.
-
-    Read from the listings side so a story listed from several clusters is
-    attributed to this one only; newest first, each story once.
-    """
-    listings = (
-        RelatedListing.objects.filter(source__cluster=cluster)
-        .filter(source__in=Article.objects.published())
-        .filter(target__in=Article.objects.coverage_visible())
-        .exclude(target__cluster=cluster)
-        .select_related("target__provider")
-        .prefetch_related("target__provider__images")
-        .order_by(F("target__published_at").desc(nulls_last=True), "target_id", "pk")
-    )
-    return list({listing.target_id: listing.target for listing in listings}.values())
+    """Visible stories the cluster's published members list that belong to other events."""
+    stories = related_reading_for([cluster])[cluster.pk]
+    prefetch_related_objects(stories, "provider__images")
+    return stories
 
 
 def cluster_detail(request, slug):

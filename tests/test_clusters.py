@@ -323,3 +323,32 @@ def test_evaluate_clusters_and_recluster_commands(seeds_dir, capsys, tmp_path):
     broken.write_text("{not json")
     with pytest.raises(Exception, match="labels.json: not JSON"):
         call_command("evaluate_clusters", str(broken))
+
+
+@pytest.mark.django_db
+def test_related_reading_lists_a_story_under_every_cluster_that_lists_it():
+    def story(name, cluster, **fields):
+        return Article.objects.create(
+            canonical_url=f"https://example.com/{name}",
+            web_url=f"https://example.com/{name}",
+            slug=name,
+            title=name,
+            cluster=cluster,
+            **fields,
+        )
+
+    shared_cluster = Cluster.objects.create(slug="shared")
+    shared = story("shared", shared_cluster, is_file_backed=False, published=None)
+    clusters = []
+    for name in ("first", "second"):
+        cluster = Cluster.objects.create(slug=name)
+        lister = story(name, cluster, is_file_backed=True, published=True)
+        lister.listings.create(
+            target=shared, position=0, title=shared.title, web_url=shared.web_url
+        )
+        clusters.append(cluster)
+
+    reading = clustering.related_reading_for([*clusters, shared_cluster])
+    assert reading == {clusters[0].pk: [shared], clusters[1].pk: [shared], shared_cluster.pk: []}
+    # A page holding only one of the listing clusters gets only its own reading.
+    assert clustering.related_reading_for([clusters[1]]) == {clusters[1].pk: [shared]}
