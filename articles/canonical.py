@@ -53,6 +53,7 @@ _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9/%:@!$&'()*+,;=\-._~?#]")
 _SPACE = re.compile(r"\s")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidURL(ValueError):
@@ -84,6 +85,9 @@ def _checked(value):
         raise InvalidURL("is empty")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"is longer than {MAX_URL_LENGTH} characters")
+    # YAML's "\ud800" escape yields a lone surrogate, which no URL can encode.
+    if not url.isascii() and _SURROGATE.search(url):
+        raise InvalidURL("contains an invalid Unicode character (a lone surrogate)")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -69,6 +69,7 @@ def test_canonical_url(url, expected):
 
 
 REFUSED = [
+    ("https://example.com/\ud800", "lone surrogate"),
     ("javascript:alert(1)", "only http and https"),
     ("JAVASCRIPT:alert(1)", "only http and https"),
     ("data:text/html;base64,PHNjcmlwdD4=", "only http and https"),
