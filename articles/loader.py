@@ -879,19 +879,29 @@ def ensure_providers(names_by_domain, now):
     return ids
 
 
+def _edited_descriptions(field, ids):
+    """Topics or providers whose description an editor wrote: loads keep the editor's text."""
+    return set(
+        ModerationEvent.objects.filter(
+            action=ModerationEvent.EDIT_DESCRIPTION, **{f"{field}_id__in": ids}
+        ).values_list(f"{field}_id", flat=True)
+    )
+
+
 def _write_topics(items, outcome, now):
     names = [item.data["name"] for item in items]
     existed = set(Topic.objects.filter(name__in=names).values_list("name", flat=True))
     topics = ensure_topics(
         names + [item.data["parent"] for item in items if item.data["parent"]], now
     )
+    edited = _edited_descriptions("topic", [topic.pk for topic in topics.values()])
     for item in items:
         data = item.data
         topic = topics[data["name"]]
         values = {
             "parent_id": topics[data["parent"]].pk if data["parent"] else None,
             "shortname": data["shortname"],
-            "description": data["description"],
+            "description": topic.description if topic.pk in edited else data["description"],
             "keywords": data["keywords"],
         }
         if data["name"] not in existed:
@@ -915,6 +925,7 @@ def _write_organizations(items, outcome, now):
         provider.domain: provider for provider in Provider.objects.filter(domain__in=domains)
     }
     ids = ensure_providers(domains, now)
+    edited = _edited_descriptions("provider", list(ids.values()))
     logos = {}
     for image in ProviderImage.objects.filter(provider_id__in=ids.values()):
         logos.setdefault(image.provider_id, []).append((image.url, image.width, image.height))
@@ -923,17 +934,15 @@ def _write_organizations(items, outcome, now):
         provider_id = ids[data["domain"]]
         old = existing.get(data["domain"])
         images = [(image["url"], image["width"], image["height"]) for image in data["images"]]
-        same_text = old is not None and (old.name, old.description) == (
-            data["name"],
-            data["description"],
-        )
+        description = old.description if provider_id in edited else data["description"]
+        same_text = old is not None and (old.name, old.description) == (data["name"], description)
         # Without a usable logo of its own, a provider keeps the one news files gave it.
         same_logos = not images or logos.get(provider_id, []) == images
         if same_text and same_logos:
             outcome.statuses[item.source.key] = UNCHANGED
             continue
         Provider.objects.filter(pk=provider_id).update(
-            name=data["name"], description=data["description"], updated_at=now
+            name=data["name"], description=description, updated_at=now
         )
         if not same_logos:
             ProviderImage.objects.filter(provider_id=provider_id).delete()

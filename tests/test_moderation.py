@@ -292,3 +292,41 @@ def test_merge_and_split_survive_recluster(desk):
     ]
     assert ModerationEvent.objects.filter(actor=desk).count() == 3
     assert Cluster.objects.filter(pk=harbour.cluster_id).exists()
+
+
+TOPIC_FILE = """taxonomy: topic
+_id: glaciers
+name: Glaciers
+keywords:
+  - {keyword}
+description: {description}
+"""
+ORGANIZATION_FILE = """---
+taxonomy: organization
+_id: example.org
+name: Example Gazette
+domain: example.org
+description: {description}
+---
+"""
+
+
+def test_a_reload_of_changed_files_keeps_an_editors_descriptions(desk, tmp_path):
+    from articles.models import Provider, Topic
+
+    topic_file, org_file = tmp_path / "glaciers.yaml", tmp_path / "example.org.md"
+    topic_file.write_text(TOPIC_FILE.format(keyword="ice", description="From the file."))
+    org_file.write_text(ORGANIZATION_FILE.format(description="From the file."))
+    call_command("load_seeds", str(tmp_path), verbosity=0)
+    topic, provider = Topic.objects.get(name="Glaciers"), Provider.objects.get(domain="example.org")
+    moderation.edit_description(topic, "Written by the desk.", desk)
+    moderation.edit_description(provider, "Written by the desk.", desk)
+
+    topic_file.write_text(TOPIC_FILE.format(keyword="glacier", description="Newer file text."))
+    org_file.write_text(ORGANIZATION_FILE.format(description="Newer file text."))
+    call_command("load_seeds", str(tmp_path), verbosity=0)
+
+    topic.refresh_from_db()
+    provider.refresh_from_db()
+    assert topic.description == provider.description == "Written by the desk."
+    assert topic.keywords == ["glacier"]  # the file's other fields still load
