@@ -45,6 +45,7 @@ from django.utils import timezone
 from . import versioning
 from .models import (
     Article,
+    ArticleTopic,
     Cluster,
     ClusterAlias,
     ClusterOverride,
@@ -89,6 +90,7 @@ STORY_FIELDS = (
     "published_at",
     "first_seen_at",
     "cluster_id",
+    "provider__name",
 )
 
 
@@ -106,7 +108,9 @@ class Story:
     lists: set = field(default_factory=set)
 
     @classmethod
-    def from_row(cls, row):
+    def from_row(cls, row, topic_names=()):
+        # The story's own topics and outlet are its beat, not its event.
+        beat = [*topic_names, row["provider__name"] or ""]
         return cls(
             pk=row["pk"],
             url=row["canonical_url"],
@@ -114,12 +118,19 @@ class Story:
             file_backed=row["is_file_backed"],
             time=row["published_at"] or row["first_seen_at"],
             cluster_id=row["cluster_id"],
-            text=story_text(row["title"], row["excerpt"]),
+            text=story_text(row["title"], row["excerpt"], beat),
         )
 
 
 def _load_stories(queryset):
-    stories = {row["pk"]: Story.from_row(row) for row in queryset.values(*STORY_FIELDS)}
+    rows = list(queryset.values(*STORY_FIELDS))
+    topic_names = defaultdict(list)
+    for chunk in _chunks(row["pk"] for row in rows):
+        for article_id, name in ArticleTopic.objects.filter(article_id__in=chunk).values_list(
+            "article_id", "topic__name"
+        ):
+            topic_names[article_id].append(name)
+    stories = {row["pk"]: Story.from_row(row, topic_names[row["pk"]]) for row in rows}
     listings = RelatedListing.objects.filter(source_id__in=queryset.values("pk"))
     for source_id, target_id in listings.values_list("source_id", "target_id"):
         if source_id in stories:

@@ -8,11 +8,17 @@ Named things (IBM, Nvidia, Timnit Gebru, GPT-3) tell events apart far better
 than topic words (facial recognition, self-driving), so tokens that look like
 names weigh more. Without corpus statistics, a name is recognised by its
 capitals: all-caps, or capitalised where a sentence would not capitalise it.
+
+The site's beat is read per story too: a story's own topic names ("Power Apps",
+"Computer Vision") and its outlet's name ("Microsoft" on microsoft.com) say
+what it is filed under, not which event it reports, so they are dropped from
+that story's text like the stop words, whatever their capitals.
 """
 
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Outlet suffixes: "... | Charlotte Observer", "... - Reuters", "... – Jaweb".
 _SUFFIX = re.compile(r"\s+[|\-–—]\s+([^|\-–—]{1,60})$")
@@ -63,6 +69,30 @@ def _normalise(text):
     text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES)
     # Possessives are the same name: "OpenAI's" is "OpenAI".
     return re.sub(r"'s\b", "", text)
+
+
+@lru_cache(maxsize=1024)
+def _beat_pattern(phrases):
+    """One pattern for a story's beat phrases, any case, plurals included."""
+    alternatives = []
+    for phrase in sorted(phrases, key=len, reverse=True):
+        words = re.findall(r"[A-Za-z0-9]+", _normalise(phrase))
+        if words:
+            alternatives.append(r"[\s\-]+".join(_singular(w.lower()) + "s?" for w in words))
+    if not alternatives:
+        return None
+    return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
+
+
+def _singular(word):
+    stem = _stem(word)
+    return re.escape(stem if stem == word[:-1] else word)
+
+
+def strip_beat(text, beat):
+    """``text`` without the story's beat phrases (see the module docstring)."""
+    pattern = _beat_pattern(frozenset(beat))
+    return pattern.sub(" ", text) if pattern else text
 
 
 def _stem(word):
@@ -117,9 +147,10 @@ class StoryText:
     copy_key: str
 
 
-def story_text(title, excerpt=""):
-    title = _normalise(strip_outlet_suffix(_normalise(title).strip()))
-    excerpt = _normalise(excerpt)
+def story_text(title, excerpt="", beat=()):
+    """``beat``: the story's own topic and outlet names, to be ignored."""
+    title = strip_beat(_normalise(strip_outlet_suffix(_normalise(title).strip())), beat)
+    excerpt = strip_beat(_normalise(excerpt), beat)
     title_words = _words(title)
     excerpt_words = _words(excerpt)
     names = _name_tokens(title_words, trust_capitals=not _is_title_case(title_words))

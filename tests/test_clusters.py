@@ -352,3 +352,24 @@ def test_related_reading_lists_a_story_under_every_cluster_that_lists_it():
     assert reading == {clusters[0].pk: [shared], clusters[1].pk: [shared], shared_cluster.pk: []}
     # A page holding only one of the listing clusters gets only its own reading.
     assert clustering.related_reading_for([clusters[1]]) == {clusters[1].pk: [shared]}
+
+
+IGNITE_2021 = {
+    "experimental-co-authoring-for-power-apps-studio",
+    "microsoft-power-platform-support-for-github-codespaces-and-windows-services-for-linux",
+    "power-fx-open-source-now-available",
+    "create-mobile-apps-with-power-apps-preview",
+}
+
+
+@pytest.mark.django_db
+def test_one_conference_day_keeps_its_announcements_apart(corpus, tmp_path):
+    # Every story here is filed under "Power Apps", most by Microsoft: the beat,
+    # not the event, so it must not glue Ignite's separate announcements together.
+    for path in (corpus / "news").glob("powerapps-b--2021-11-0[1-3]-*.md"):
+        shutil.copy(path, tmp_path)
+    load(corpus / "topics", tmp_path)
+    clusters = {
+        name: Article.objects.get(source_key__contains=name).cluster_id for name in IGNITE_2021
+    }
+    assert len(set(clusters.values())) == len(IGNITE_2021), clusters
