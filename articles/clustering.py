@@ -21,8 +21,10 @@ How stories are grouped, in three steps:
    a merge is refused when the cluster would span more than ``MAX_SPAN`` or read
    too unlike itself on average, so long noisy lists never chain into a blob.
 2. Each related-only story joins the cluster, among those of the stories listing
-   it, that it reads most like; if none is close enough it stays on its own and
-   shows as "related reading".
+   it, that it reads most like. Those that join none are grouped among
+   themselves by the rules of step 1 (events no file covers, listed by several
+   files); such clusters have no file-backed lead, so they are never public and
+   their stories show as "related reading".
 3. Editors' overrides are applied in the order they were made.
 
 Every step is a pure function of the stories involved (no corpus statistics,
@@ -68,6 +70,9 @@ LISTED_BONUS = 0.20
 # Average similarity a merged cluster must keep: stops chains A~B~C~D.
 GROUP_THRESHOLD = 0.25
 RELATED_THRESHOLD = 0.42
+# Related-only stories grouped among themselves: often a bare headline, so they
+# must read more alike than file-backed ones (0.65 keeps precision on the labels).
+ORPHAN_THRESHOLD = 0.65
 # Above this many changed stories a load regroups everything in one pass (same result).
 BULK_LOAD_STORIES = 2000
 QUERY_BATCH = 1000
@@ -242,8 +247,11 @@ class CandidateIndex:
         return result
 
 
-def group_file_backed(stories, isolated=frozenset()):
-    """Partition file-backed stories into events: {pk: group id (a member's pk)}."""
+def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD):
+    """Partition stories into events: {pk: group id (a member's pk)}.
+
+    ``min_weight``: the weakest edge that may join two groups (see ``ORPHAN_THRESHOLD``).
+    """
     index = CandidateIndex(stories)
     parent = {s.pk: s.pk for s in stories}
     members = {s.pk: [s] for s in stories}
@@ -270,7 +278,7 @@ def group_file_backed(stories, isolated=frozenset()):
     late_copies = []
     for weight, a, b in index.edges(isolated):
         left, right = find(a.pk), find(b.pk)
-        if left == right:
+        if left == right or weight < min_weight:
             continue
         start = min(span[left][0], span[right][0])
         end = max(span[left][1], span[right][1])
@@ -397,6 +405,9 @@ def _partition(file_backed, related, overrides, complete=False):
             continue
         candidates = {labels[pk]: groups[labels[pk]] for pk in listers[story.pk] if pk in labels}
         labels[story.pk] = assign_related(story, candidates) or ("alone", story.pk)
+    orphans = [story for pk, story in related.items() if labels[pk] == ("alone", pk)]
+    for pk, root in group_file_backed(orphans, min_weight=ORPHAN_THRESHOLD).items():
+        labels[pk] = ("alone", root)
     for pk in [pk for pk in labels if pk not in file_backed and pk not in related]:
         del labels[pk]
     _apply_overrides(
@@ -482,7 +493,56 @@ def neighbourhood(article_ids, overrides):
         for pk in ids:
             frontier |= partners[pk]
         frontier -= seen | file_backed.keys() | related_ids
-    return file_backed, related_ids
+    return file_backed, related_ids | _orphan_neighbours(file_backed, related_ids)
+
+
+def _orphan_neighbours(file_backed, related_ids):
+    """Related-only stories that may group with the neighbourhood's unassigned ones.
+
+    A related-only story listed only from outside keeps its assignment; if that
+    is a cluster of its own kind (no file-backed member) it may group with ours,
+    so it comes in with its cluster-mates and, in turn, its own neighbours.
+    """
+    related_only = Article.objects.filter(is_file_backed=False)
+    frontier = set(related_ids) | set(
+        RelatedListing.objects.filter(
+            source_id__in=list(file_backed), target__is_file_backed=False
+        ).values_list("target_id", flat=True)
+    )
+    found, loaded = set(), {}
+    while frontier:
+        found |= frontier
+        for chunk in _chunks(frontier - loaded.keys()):
+            loaded.update(_load_stories(related_only.filter(pk__in=chunk)))
+        near = set()
+        for pk in frontier:
+            story = loaded.get(pk)
+            if story is None:
+                continue
+            low, high = story.time - WINDOW, story.time + WINDOW
+            for query in (
+                related_only.filter(published_at__range=(low, high)),
+                related_only.filter(published_at__isnull=True, first_seen_at__range=(low, high)),
+            ):
+                ids = set(query.values_list("pk", flat=True)) - found
+                for chunk in _chunks(ids - loaded.keys()):
+                    loaded.update(_load_stories(related_only.filter(pk__in=chunk)))
+                near |= {
+                    other
+                    for other in ids
+                    if other in loaded and edge_weight(story, loaded[other]) is not None
+                }
+        orphan_clusters = Cluster.objects.filter(articles__pk__in=near).exclude(
+            articles__is_file_backed=True
+        )
+        frontier = set(
+            related_only.filter(cluster__in=orphan_clusters).values_list("pk", flat=True)
+        )
+        frontier |= set(
+            related_only.filter(pk__in=near, cluster__isnull=True).values_list("pk", flat=True)
+        )
+        frontier -= found
+    return found
 
 
 def _anchor(members):
