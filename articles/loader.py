@@ -700,6 +700,32 @@ def story_slug(title, canonical):
     return f"{words}-{digest}"
 
 
+def claim_unique_slugs(model, objects):
+    """Number an object whose slug a stored row or an earlier object here already has.
+
+    Stories keep their slug when their file moves to another URL, so a story
+    arriving later at the old URL computes the very same slug; two topic names can
+    slugify alike ("IBM AI", "IBM-AI").
+    """
+    objects = list(objects)
+    wanted = {obj.slug for obj in objects}
+    taken = {
+        slug
+        for part in in_slices(wanted)
+        for slug in model.objects.filter(slug__in=part).values_list("slug", flat=True)
+    }
+    for obj in objects:
+        if obj.slug in taken:
+            base, number = obj.slug, 2
+            while (
+                f"{base}-{number}" in taken
+                or model.objects.filter(slug=f"{base}-{number}").exists()
+            ):
+                number += 1
+            obj.slug = f"{base}-{number}"
+        taken.add(obj.slug)
+
+
 @dataclass
 class ChunkOutcome:
     statuses: dict = field(default_factory=dict)
@@ -841,17 +867,11 @@ def ensure_topics(names, now):
     topics = {topic.name: topic for topic in Topic.objects.filter(name__in=set(names))}
     missing = [name for name in dict.fromkeys(names) if name not in topics]
     if missing:
-        wanted = {name: slugify(name)[:200] or "topic" for name in missing}
-        taken = set(
-            Topic.objects.filter(slug__in=set(wanted.values())).values_list("slug", flat=True)
-        )
-        created = []
-        for name in missing:
-            slug, suffix = wanted[name], 2
-            while slug in taken:
-                slug, suffix = f"{wanted[name]}-{suffix}", suffix + 1
-            taken.add(slug)
-            created.append(Topic(name=name, slug=slug, created_at=now, updated_at=now))
+        created = [
+            Topic(name=name, slug=slugify(name)[:200] or "topic", created_at=now, updated_at=now)
+            for name in missing
+        ]
+        claim_unique_slugs(Topic, created)
         Topic.objects.bulk_create(created)
         if any(topic.pk is None for topic in created):
             created = Topic.objects.filter(name__in=missing)
@@ -1120,6 +1140,7 @@ def _write_news(items, known, outcome, now):
             if url not in stories and url not in listed_ids and url not in new:
                 new[url] = _related_only_story(listing, providers, now)
 
+    claim_unique_slugs(Article, new.values())
     insert_rows(Article, new.values())
     for part in in_slices(new):
         for url, pk in Article.objects.filter(canonical_url__in=part).values_list(

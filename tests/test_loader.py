@@ -12,9 +12,9 @@ import pytest
 import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
-from articles.loader import story_slug
 from articles.models import (
     Article,
     ArticleImage,
@@ -404,6 +404,35 @@ def test_url_swap_keeps_the_story_and_merges_the_other(tmp_path):
     assert not Article.objects.filter(canonical_url="https://a.com/copy").exists()
 
 
+def test_a_story_at_a_url_another_story_left_gets_a_slug_of_its_own(tmp_path):
+    # The moved story keeps its slug (permalinks never change), which was made
+    # from the old URL: a new story there must not collide with it.
+    write(tmp_path, "mine.md", news(webUrl="https://a.com/copy"))
+    load(tmp_path)
+    write(tmp_path, "mine.md", news(webUrl="https://b.com/copy"))
+    load(tmp_path)
+    write(tmp_path, "back.md", news(webUrl="https://a.com/copy"))
+    write(
+        tmp_path,
+        "lister.md",
+        news(webUrl="https://c.com/l", related=[{"title": "A story", "webUrl": "https://a.com/x"}]),
+    )
+    status, summary, err = load(tmp_path)
+    assert (status, summary["failed"], err) == (0, 0, "")
+    slugs = list(Article.objects.values_list("slug", flat=True))
+    assert len(slugs) == len(set(slugs)) == 4
+
+
+def test_topic_names_that_slugify_alike_get_numbered_slugs(tmp_path):
+    write(tmp_path, "a.md", news(topics=["IBM AI"]))
+    load(tmp_path)
+    write(tmp_path, "b.md", news(webUrl="https://example.com/b", topics=["IBM-AI", "IBM AI!"]))
+    status, summary, _ = load(tmp_path)
+    assert (status, summary["failed"]) == (0, 0)
+    slugs = dict(Topic.objects.values_list("name", "slug"))
+    assert slugs == {"IBM AI": "ibm-ai", "IBM-AI": "ibm-ai-2", "IBM AI!": "ibm-ai-3"}
+
+
 def test_editor_decision_survives_reload(seeds_dir, tmp_path):
     folder = tmp_path / "seeds"
     shutil.copytree(seeds_dir, folder)
@@ -522,13 +551,27 @@ def test_provider_logos(tmp_path):
     assert list(provider.images.values_list("url", "width")) == [(logo["url"], 50)]
 
 
+REFUSE_CLASH_SQL = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_clash BEFORE INSERT ON articles_article "
+        "WHEN NEW.canonical_url = 'https://example.com/clash' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_clash() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'refused by a trigger'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_clash BEFORE INSERT ON articles_article FOR EACH ROW "
+        "WHEN (NEW.canonical_url = 'https://example.com/clash') EXECUTE FUNCTION refuse_clash()",
+    ],
+}
+
+
 def test_a_file_the_database_refuses_fails_alone(tmp_path):
     """A chunk that fails in the database is redone file by file; only the culprit fails."""
-    Article.objects.create(
-        canonical_url="https://elsewhere.example/x",
-        slug=story_slug("Clash", "https://example.com/clash"),
-        title="Holds the slug",
-    )
+    # A refusal validation cannot foresee, made by the database itself.
+    with connection.cursor() as cursor:
+        for statement in REFUSE_CLASH_SQL[connection.vendor]:
+            cursor.execute(statement)
     write(tmp_path, "a.md", news(webUrl="https://example.com/a"))
     clash = write(tmp_path, "b.md", news(webUrl="https://example.com/clash", title="Clash"))
     write(tmp_path, "c.md", news(webUrl="https://example.com/c", featuredContent='<iframe a="\0">'))
