@@ -23,7 +23,9 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Recycle workers now and then so a slow leak can never take a box down.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 1000))
-max_requests_jitter = max_requests // 10
+# Workers serve at the same rate, so a narrow jitter restarts them all within a
+# second of each other and the box answers nothing meanwhile; spread them wide.
+max_requests_jitter = max_requests // 2
 # An empty GUNICORN_ACCESS_LOG turns the access log off.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"

@@ -400,3 +400,14 @@ def test_gunicorn_refuses_to_start_in_production_without_a_secret_key():
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("limit", ["1000", "40"])
+def test_gunicorn_recycles_workers_far_apart(monkeypatch, limit):
+    """Workers restarting together leave the box answering nothing for a moment."""
+    import runpy
+
+    monkeypatch.setenv("GUNICORN_MAX_REQUESTS", limit)
+    config = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    assert config["max_requests"] == int(limit)
+    assert config["max_requests_jitter"] >= config["max_requests"] / 3
