@@ -1,5 +1,6 @@
 """What the benchmark scripts share: child processes with their peak memory, databases, tables."""
 
+import argparse
 import json
 import os
 import platform
@@ -159,3 +160,46 @@ def verdict(value, limit, higher_is_better=False):
         return "n/a"
     ok = value >= limit if higher_is_better else value <= limit
     return "ok" if ok else "MISSED"
+
+
+def benchmark_parser(doc, per_size):
+    """The options every benchmark takes: corpus sizes, repeats, seed, --json."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000,100000",
+        help="comma-separated corpus sizes (default 1000,10000,100000)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help=f"{per_size} per size (default 3)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    return parser
+
+
+def parse_sizes(parser, text):
+    try:
+        return [int(size) for size in text.split(",")]
+    except ValueError:
+        parser.error(f"--sizes must be numbers separated by commas, not {text!r}")
+
+
+def progress_printer(name):
+    def progress(message):
+        print(f"[{name}] {message}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def finish(name, info, results, checks, as_json):
+    """The targets table, then (with --json) every figure as one JSON object on the last line."""
+    print()
+    print(
+        table(
+            ["target", "value", "verdict"],
+            [[c["target"], c["value"], c["verdict"]] for c in checks],
+        )
+    )
+    if as_json:
+        print(
+            json.dumps({"benchmark": name, "machine": info, "results": results, "targets": checks})
+        )

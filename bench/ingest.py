@@ -27,10 +27,14 @@ if __package__ in (None, ""):
 
 from bench.common import (
     OUT,
+    benchmark_parser,
     database_url,
     django_env,
+    finish,
     machine,
     median,
+    parse_sizes,
+    progress_printer,
     reset_database,
     run_measured,
     table,
@@ -225,51 +229,26 @@ def report(results, checks, info):
         f"{info['date']}; medians of {results[0]['runs']} runs"
     )
     print(table(["N", "step", "seconds", "vs parse", "files/s", "peak MB", "load summary"], rows))
-    print()
-    print(
-        table(
-            ["target", "value", "verdict"],
-            [[c["target"], c["value"], c["verdict"]] for c in checks],
-        )
-    )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sizes",
-        default="1000,10000,100000",
-        help="comma-separated corpus sizes (default 1000,10000,100000)",
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per size (default 3)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    parser = benchmark_parser(__doc__, "runs")
     parser.add_argument("--step", choices=["parse", "load"], help=argparse.SUPPRESS)
     parser.add_argument("folder", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.step:
         return run_step(args.step, args.folder)
-    try:
-        sizes = [int(size) for size in args.sizes.split(",")]
-    except ValueError:
-        parser.error(f"--sizes must be numbers separated by commas, not {args.sizes!r}")
+    sizes = parse_sizes(parser, args.sizes)
     if args.repeat < 1 or any(size < 1 for size in sizes):
         parser.error("--repeat and every size must be at least 1")
-
-    def progress(message):
-        print(f"[ingest] {message}", file=sys.stderr, flush=True)
+    progress = progress_printer("ingest")
 
     info = machine()
     info["database"] = database_url("ingest-N").split(":", 1)[0]
     results = [bench_size(size, args.seed, args.repeat, progress) for size in sizes]
     checks = targets(results)
     report(results, checks, info)
-    if args.json:
-        print(
-            json.dumps(
-                {"benchmark": "ingest", "machine": info, "results": results, "targets": checks}
-            )
-        )
+    finish("ingest", info, results, checks, args.json)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,15 @@ if __package__ in (None, ""):
 from bench.common import (
     OUT,
     REPO,
+    benchmark_parser,
     database_kind,
     database_url,
     django_env,
+    finish,
     machine,
     median,
+    parse_sizes,
+    progress_printer,
     reset_database,
     run_measured,
     table,
@@ -507,28 +511,13 @@ def report(results, checks, info):
             f"clusters, deep page {result['paths']['topic_deep']}), largest cluster "
             f"{result['cluster_stories']} stories; paths {result['paths']}"
         )
-    print()
-    print(
-        table(
-            ["target", "value", "verdict"],
-            [[c["target"], c["value"], c["verdict"]] for c in checks],
-        )
-    )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sizes",
-        default="1000,10000,100000",
-        help="comma-separated corpus sizes (default 1000,10000,100000)",
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per size (default 3)")
+    parser = benchmark_parser(__doc__, "rounds")
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per page")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
     parser.add_argument("--port", type=int, default=PORT, help="first of two ports (default 8300)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     parser.add_argument("--step", choices=["discover", "count", "drive"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--header", action="append", default=[], help=argparse.SUPPRESS)
@@ -539,15 +528,10 @@ def main(argv=None):
         return discover()
     if args.step == "count":
         return count_files()
-    try:
-        sizes = [int(size) for size in args.sizes.split(",")]
-    except ValueError:
-        parser.error(f"--sizes must be numbers separated by commas, not {args.sizes!r}")
+    sizes = parse_sizes(parser, args.sizes)
     if min(sizes + [args.repeat, args.duration, args.connections]) < 1:
         parser.error("sizes, --repeat, --duration and --connections must be at least 1")
-
-    def progress(message):
-        print(f"[serve] {message}", file=sys.stderr, flush=True)
+    progress = progress_printer("serve")
 
     OUT.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -567,12 +551,7 @@ def main(argv=None):
     results = [bench_size(size, args, progress) for size in sizes]
     checks = targets(results)
     report(results, checks, info)
-    if args.json:
-        print(
-            json.dumps(
-                {"benchmark": "serve", "machine": info, "results": results, "targets": checks}
-            )
-        )
+    finish("serve", info, results, checks, args.json)
 
 
 if __name__ == "__main__":
