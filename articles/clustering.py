@@ -530,7 +530,8 @@ def _orphan_neighbours(file_backed, related_ids):
                 near |= {
                     other
                     for other in ids
-                    if other in loaded and edge_weight(story, loaded[other]) is not None
+                    if other in loaded
+                    and (edge_weight(story, loaded[other]) or 0) >= ORPHAN_THRESHOLD
                 }
         orphan_clusters = Cluster.objects.filter(articles__pk__in=near).exclude(
             articles__is_file_backed=True
