@@ -36,7 +36,7 @@ class AnonymousCacheMiddleware:
         # Outside the try: a Host that is not allowed is the usual 400.
         url = request.build_absolute_uri()
         try:
-            key = response_cache_key(url)
+            key = response_cache_key(url, versioning.for_request(request).version)
         except DatabaseError as error:
             # Caching is an optimisation: with the version row out of reach,
             # serve uncached and let the view (and /healthz) meet the problem.
@@ -74,9 +74,9 @@ def is_cacheable_response(response):
     )
 
 
-def response_cache_key(url):
+def response_cache_key(url, version):
     digest = hashlib.sha256(url.encode()).hexdigest()
-    return f"response:v{versioning.current().version}:{digest}"
+    return f"response:v{version}:{digest}"
 
 
 def conditional_response(request, response):

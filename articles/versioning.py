@@ -29,3 +29,15 @@ def current():
     if row is None:
         row, _ = ContentVersion.objects.get_or_create(pk=ROW_ID)
     return row
+
+
+def for_request(request):
+    """The version this request is served under: read once, shared by every cache key it builds.
+
+    The response cache reads it first; the view's fragment keys then agree with
+    the page key even if a publish lands mid-request.
+    """
+    version = getattr(request, "content_version", None)
+    if version is None:
+        version = request.content_version = current()
+    return version

@@ -137,7 +137,7 @@ def home(request):
     top = [(pk, 2) for pk in top_ids]
     # Stories already shown as top stories are not repeated below them.
     latest = [(pk, 3 if top else 2) for pk in page.ids if pk not in top_ids]
-    version = versioning.current().version
+    version = versioning.for_request(request).version
     entries = cluster_entries(request, top + latest, version)
     return render(
         request,
@@ -153,7 +153,7 @@ def home(request):
 
 
 def topic_list(request):
-    directory = topic_directory(versioning.current().version)
+    directory = topic_directory(versioning.for_request(request).version)
     return render(request, "articles/topic_list.html", {"directory": directory})
 
 
@@ -162,7 +162,7 @@ def topic_detail(request, slug):
     rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
     filterset = TopicClusterFilter(request.GET or None, queryset=rows)
     page = list_page(request, filterset, ids_field="cluster_id")
-    version = versioning.current().version
+    version = versioning.for_request(request).version
     return render(
         request,
         "articles/topic.html",

@@ -130,6 +130,17 @@ def test_anonymous_pages_are_cached_until_the_content_version_moves(client, stor
     assert "Renamed story" in page and "First story" not in page
 
 
+@pytest.mark.parametrize("name", ["articles:home", "articles:topics"])
+def test_a_page_reads_the_content_version_once(client, story, name):
+    """The response cache and the view's fragment caches share one read of the version."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse(name)).status_code == 200
+    reads = [q["sql"] for q in queries.captured_queries if "articles_contentversion" in q["sql"]]
+    assert len(reads) == 1, reads
+
+
 def test_editors_with_a_session_bypass_the_cache(client, story):
     home = reverse("articles:home")
     client.get(home)
