@@ -56,7 +56,14 @@ from .models import (
     RelatedListing,
     Topic,
 )
-from .text_similarity import ENTITY_WEIGHT, same_copy, similarity, story_text
+from .text_similarity import (
+    ENTITY_WEIGHT,
+    NAMELESS_FACTOR,
+    own_weight,
+    same_copy,
+    similarity,
+    story_text,
+)
 
 # Stories merely alike must run within WINDOW of each other; a cluster never
 # spans more than MAX_SPAN, except for late re-runs of the same copy.
@@ -168,57 +175,93 @@ def edge_weight(a, b):
 class CandidateIndex:
     """Blocking for file-backed stories: shared tokens within the window, or a shared copy key."""
 
-    def __init__(self, stories):
+    def __init__(self, stories, min_weight=TEXT_THRESHOLD):
         self.by_pk = {s.pk: s for s in stories}
+        self.min_weight = min_weight
+        # Each story's weights counting only its own names: the weights of any pair
+        # (which count both stories' names) are at least these.
+        self.own_weights = {
+            s.pk: (
+                own_weight(s.text.tokens, s.text.names),
+                own_weight(s.text.title_tokens, s.text.names),
+            )
+            for s in stories
+        }
         postings, title_postings = defaultdict(list), defaultdict(list)
+        name_postings, title_name_postings = defaultdict(list), defaultdict(list)
         self.by_copy_key = defaultdict(list)
         for story in sorted(stories, key=lambda s: s.time):
-            for token in story.text.tokens:
+            text = story.text
+            for token in text.tokens:
                 postings[token].append(story.pk)
-            for token in story.text.title_tokens:
+            for token in text.title_tokens:
                 title_postings[token].append(story.pk)
-            if story.text.copy_key:
-                self.by_copy_key[story.text.copy_key].append(story.pk)
+            for token in text.names:
+                name_postings[token].append(story.pk)
+                if token in text.title_tokens:
+                    title_name_postings[token].append(story.pk)
+            if text.copy_key:
+                self.by_copy_key[text.copy_key].append(story.pk)
         self.postings = self._with_times(postings)
         self.title_postings = self._with_times(title_postings)
+        self.name_postings = self._with_times(name_postings)
+        self.title_name_postings = self._with_times(title_name_postings)
 
     def _with_times(self, postings):
         return {t: ([self.by_pk[pk].time for pk in pks], pks) for t, pks in postings.items()}
 
-    def _shared(self, tokens, postings, low, high):
-        counts = defaultdict(int)
-        for token in tokens:
-            times, pks = postings[token]
+    @staticmethod
+    def _add(counts, postings, token, low, high, amount):
+        entry = postings.get(token)
+        if entry is not None:
+            times, pks = entry
             for pk in pks[bisect_left(times, low) : bisect_right(times, high)]:
-                counts[pk] += 1
-        return counts
+                counts[pk] += amount
+
+    def _shared_weight(self, tokens, names, postings, name_postings, low, high):
+        """{pk: weight of the tokens shared with ``tokens``}, counting both sides' names."""
+        weights = defaultdict(int)
+        for token in tokens:
+            if token in names:
+                self._add(weights, postings, token, low, high, ENTITY_WEIGHT)
+            else:
+                self._add(weights, postings, token, low, high, 1)
+                self._add(weights, name_postings, token, low, high, ENTITY_WEIGHT - 1)
+        return weights
 
     def candidates(self, story):
         """Stories that may have an edge to ``story``.
 
-        Shared-token counts bound the similarity from above (names weigh at most
-        ENTITY_WEIGHT, other words at least 1), so pairs that cannot reach the
-        threshold are dropped before any scoring; listings and copies always stay.
+        The weight of the shared words is exact and each side weighs at least
+        its own names and words, so this bounds ``similarity()`` from above:
+        pairs that cannot reach ``min_weight`` are dropped before any scoring.
+        Listings and copies always stay.
         """
         low, high = story.time - WINDOW, story.time + WINDOW
-        shared = self._shared(story.text.tokens, self.postings, low, high)
-        shared_title = self._shared(story.text.title_tokens, self.title_postings, low, high)
-        size, title_size = len(story.text.tokens), len(story.text.title_tokens)
+        text = story.text
+        shared = self._shared_weight(
+            text.tokens, text.names, self.postings, self.name_postings, low, high
+        )
+        shared_title = self._shared_weight(
+            text.title_tokens, text.names, self.title_postings, self.title_name_postings, low, high
+        )
+        common_names = defaultdict(int)
+        for token in text.names:
+            self._add(common_names, self.name_postings, token, low, high, 1)
+        weight, title_weight = self.own_weights[story.pk]
         found = set()
-        for pk, count in shared.items():
-            other = self.by_pk[pk].text
-            bound = (
-                2
-                * ENTITY_WEIGHT
-                * max(
-                    count / (size + len(other.tokens)),
-                    shared_title.get(pk, 0) / (title_size + len(other.title_tokens) or 1),
-                )
+        for pk, shared_weight in shared.items():
+            other_weight, other_title_weight = self.own_weights[pk]
+            bound = max(
+                shared_weight / (weight + other_weight),
+                shared_title.get(pk, 0) / ((title_weight + other_title_weight) or 1),
             )
-            if bound >= TEXT_THRESHOLD:
+            if not common_names.get(pk):
+                bound *= NAMELESS_FACTOR
+            if 2 * bound >= self.min_weight:
                 found.add(pk)
-        if story.text.copy_key:
-            found.update(self.by_copy_key[story.text.copy_key])
+        if text.copy_key:
+            found.update(self.by_copy_key[text.copy_key])
         found.update(pk for pk in story.lists if pk in self.by_pk)
         found.discard(story.pk)
         return [self.by_pk[pk] for pk in found]
@@ -239,7 +282,8 @@ class CandidateIndex:
                 if other.pk <= story.pk or other.pk in isolated:
                     continue
                 weight = edge_weight(story, other)
-                if weight is not None:
+                # Weaker edges never join two groups: no need to sort them.
+                if weight is not None and weight >= self.min_weight:
                     result.append((weight, story, other))
         # Strongest first; canonical URLs break ties so load order never matters.
         result = list({(a.pk, b.pk): (w, a, b) for w, a, b in result}.values())
@@ -252,7 +296,7 @@ def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD):
 
     ``min_weight``: the weakest edge that may join two groups (see ``ORPHAN_THRESHOLD``).
     """
-    index = CandidateIndex(stories)
+    index = CandidateIndex(stories, min_weight)
     parent = {s.pk: s.pk for s in stories}
     members = {s.pk: [s] for s in stories}
     span = {s.pk: (s.time, s.time) for s in stories}

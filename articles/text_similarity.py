@@ -23,6 +23,7 @@ from functools import lru_cache
 # Outlet suffixes: "... | Charlotte Observer", "... - Reuters", "... – Jaweb".
 _SUFFIX = re.compile(r"\s+[|\-–—]\s+([^|\-–—]{1,60})$")
 _WORD_AND_GAP = re.compile(r"([A-Za-z0-9]+)([^A-Za-z0-9]*)")
+_SENTENCE_MARKS = frozenset(".!?:;")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": "-", "‑": "-"})
 
 ENTITY_WEIGHT = 3.0
@@ -71,30 +72,43 @@ def _normalise(text):
     return re.sub(r"'s\b", "", text)
 
 
+@lru_cache(maxsize=8192)
+def _beat_phrase(phrase):
+    """(regex alternative, stems every match contains) for one beat phrase, or None."""
+    words = re.findall(r"[A-Za-z0-9]+", _normalise(phrase))
+    if not words:
+        return None
+    # Words are ASCII letters and digits: nothing in a stem needs escaping.
+    stems = tuple(_singular(w.lower()) for w in words)
+    return r"[\s\-]+".join(stem + "s?" for stem in stems), stems
+
+
 @lru_cache(maxsize=1024)
 def _beat_pattern(phrases):
     """One pattern for a story's beat phrases, any case, plurals included."""
-    alternatives = []
-    for phrase in sorted(phrases, key=len, reverse=True):
-        words = re.findall(r"[A-Za-z0-9]+", _normalise(phrase))
-        if words:
-            alternatives.append(r"[\s\-]+".join(_singular(w.lower()) + "s?" for w in words))
-    if not alternatives:
-        return None
+    alternatives = [_beat_phrase(phrase)[0] for phrase in sorted(phrases, key=len, reverse=True)]
     return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE)
 
 
 def _singular(word):
     stem = _stem(word)
-    return re.escape(stem if stem == word[:-1] else word)
+    return stem if stem == word[:-1] else word
 
 
 def strip_beat(text, beat):
     """``text`` without the story's beat phrases (see the module docstring)."""
-    pattern = _beat_pattern(frozenset(beat))
-    return pattern.sub(" ", text) if pattern else text
+    # Only phrases whose every word occurs can match. Dropping the others first
+    # keeps the set of patterns to compile small: most stories never name their outlet.
+    lowered = text.lower()
+    present = frozenset(
+        phrase
+        for phrase in beat
+        if (parsed := _beat_phrase(phrase)) and all(stem in lowered for stem in parsed[1])
+    )
+    return _beat_pattern(present).sub(" ", text) if present else text
 
 
+@lru_cache(maxsize=65536)
 def _stem(word):
     """Fold plurals so "reforms" meets "reform"; deliberately crude and predictable."""
     if len(word) > 4 and word.endswith("ies"):
@@ -112,7 +126,7 @@ def _words(text):
         token = raw.lower()
         if token not in STOP_WORDS and len(token) > 1:
             result.append((_stem(token), raw, sentence_start))
-        sentence_start = any(mark in gap for mark in ".!?:;")
+        sentence_start = not _SENTENCE_MARKS.isdisjoint(gap)
     return result
 
 
@@ -174,6 +188,11 @@ def story_text(title, excerpt="", beat=()):
 
 def _weight(tokens, names):
     return len(tokens) + (ENTITY_WEIGHT - 1) * len(tokens & names)
+
+
+def own_weight(tokens, names):
+    """The weight of ``tokens`` counting only these names: a lower bound for any pair."""
+    return _weight(tokens, names)
 
 
 def _weighted_dice(a, b, names):
