@@ -143,9 +143,11 @@ def _load_stories(queryset):
         ):
             topic_names[article_id].append(name)
     stories = {row["pk"]: Story.from_row(row, topic_names[row["pk"]]) for row in rows}
-    listings = RelatedListing.objects.filter(source_id__in=queryset.values("pk"))
-    for source_id, target_id in listings.values_list("source_id", "target_id"):
-        if source_id in stories:
+    file_backed = [pk for pk, story in stories.items() if story.file_backed]
+    for chunk in _chunks(file_backed):
+        for source_id, target_id in RelatedListing.objects.filter(source_id__in=chunk).values_list(
+            "source_id", "target_id"
+        ):
             stories[source_id].lists.add(target_id)
     return stories
 
@@ -460,35 +462,73 @@ def _partition(file_backed, related, overrides, complete=False):
     return labels
 
 
-def _neighbour_ids(story, loaded):
-    """File-backed stories with an edge to ``story``, found in the database.
+def _in_windows(queryset, stories):
+    """Stories of ``queryset`` within WINDOW of any of ``stories``: one query per run of windows."""
+    spans = sorted((s.time - WINDOW, s.time + WINDOW) for s in stories)
+    merged = []
+    for low, high in spans:
+        if merged and low <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    ids = set()
+    queryset = queryset.order_by()
+    for low, high in merged:
+        # Two queries, not an OR: each walks the (kind, time) index.
+        ids.update(queryset.filter(published_at__range=(low, high)).values_list("pk", flat=True))
+        ids.update(
+            queryset.filter(
+                published_at__isnull=True, first_seen_at__range=(low, high)
+            ).values_list("pk", flat=True)
+        )
+    return ids
 
-    Simple indexed or single-table queries (an OR across joins would scan);
+
+def _load_missing(ids, queryset, loaded):
+    for chunk in _chunks(set(ids) - loaded.keys()):
+        loaded.update(_load_stories(queryset.filter(pk__in=chunk)))
+
+
+def _may_pair(a, b):
+    """A cheap test every edge passes: any similarity needs a shared word."""
+    return not a.text.tokens.isdisjoint(b.text.tokens)
+
+
+def _neighbour_ids(stories, loaded):
+    """File-backed stories with an edge to any of ``stories``, found in the database.
+
+    One round of queries for all of them (time windows, copy keys, listings);
     ``loaded`` keeps stories already read during one neighbourhood search.
     """
-    low, high = story.time - WINDOW, story.time + WINDOW
     file_backed = Article.objects.filter(is_file_backed=True)
-    queries = [
-        file_backed.filter(published_at__range=(low, high)),
-        file_backed.filter(published_at__isnull=True, first_seen_at__range=(low, high)),
-    ]
-    if story.text.copy_key:
-        # Every headline with the same key contains its words (stems only drop letters).
-        words = sorted(set(story.text.copy_key.split()), key=lambda w: (-len(w), w))
-        query = file_backed
-        for word in words[:COPY_KEY_WORDS]:
-            query = query.filter(title__icontains=word.removesuffix("y"))
-        queries.append(query)
-    ids = set(story.lists)
-    ids.update(
-        RelatedListing.objects.filter(target_id=story.pk).values_list("source_id", flat=True)
-    )
-    for query in queries:
-        ids.update(query.values_list("pk", flat=True))
-    ids.discard(story.pk)
-    for chunk in _chunks(ids - loaded.keys()):
-        loaded.update(_load_stories(file_backed.filter(pk__in=chunk)))
-    return {pk for pk in ids if pk in loaded and edge_weight(story, loaded[pk]) is not None}
+    ids = _in_windows(file_backed, stories)
+    copies = Q()
+    for story in stories:
+        ids.update(story.lists)
+        if story.text.copy_key:
+            # Every headline with the same key contains its words (stems only drop letters).
+            words = sorted(set(story.text.copy_key.split()), key=lambda w: (-len(w), w))
+            copy = Q()
+            for word in words[:COPY_KEY_WORDS]:
+                copy &= Q(title__icontains=word.removesuffix("y"))
+            copies |= copy
+    if copies:
+        ids.update(file_backed.filter(copies).values_list("pk", flat=True))
+    for chunk in _chunks(s.pk for s in stories):
+        ids.update(
+            RelatedListing.objects.filter(target_id__in=chunk).values_list("source_id", flat=True)
+        )
+    _load_missing(ids, file_backed, loaded)
+    found = set()
+    for pk in ids:
+        other = loaded.get(pk)
+        if other is None:
+            continue
+        for story in stories:
+            if pk != story.pk and _may_pair(story, other) and edge_weight(story, other) is not None:
+                found.add(pk)
+                break
+    return found
 
 
 def _override_partners(overrides):
@@ -531,9 +571,7 @@ def neighbourhood(article_ids, overrides):
                 "pk", flat=True
             )
         )
-        frontier = set()
-        for story in new.values():
-            frontier |= _neighbour_ids(story, loaded)
+        frontier = _neighbour_ids(list(new.values()), loaded) if new else set()
         for pk in ids:
             frontier |= partners[pk]
         frontier -= seen | file_backed.keys() | related_ids
@@ -548,44 +586,41 @@ def _orphan_neighbours(file_backed, related_ids):
     so it comes in with its cluster-mates and, in turn, its own neighbours.
     """
     related_only = Article.objects.filter(is_file_backed=False)
-    frontier = set(related_ids) | set(
-        RelatedListing.objects.filter(
-            source_id__in=list(file_backed), target__is_file_backed=False
-        ).values_list("target_id", flat=True)
-    )
+    frontier = set(related_ids)
+    for chunk in _chunks(file_backed):
+        frontier |= set(
+            RelatedListing.objects.filter(
+                source_id__in=chunk, target__is_file_backed=False
+            ).values_list("target_id", flat=True)
+        )
     found, loaded = set(), {}
     while frontier:
         found |= frontier
-        for chunk in _chunks(frontier - loaded.keys()):
-            loaded.update(_load_stories(related_only.filter(pk__in=chunk)))
-        near = set()
-        for pk in frontier:
-            story = loaded.get(pk)
-            if story is None:
-                continue
-            low, high = story.time - WINDOW, story.time + WINDOW
-            for query in (
-                related_only.filter(published_at__range=(low, high)),
-                related_only.filter(published_at__isnull=True, first_seen_at__range=(low, high)),
-            ):
-                ids = set(query.values_list("pk", flat=True)) - found
-                for chunk in _chunks(ids - loaded.keys()):
-                    loaded.update(_load_stories(related_only.filter(pk__in=chunk)))
-                near |= {
-                    other
-                    for other in ids
-                    if other in loaded
-                    and (edge_weight(story, loaded[other]) or 0) >= ORPHAN_THRESHOLD
-                }
-        orphan_clusters = Cluster.objects.filter(articles__pk__in=near).exclude(
-            articles__is_file_backed=True
+        _load_missing(frontier, related_only, loaded)
+        stories = [loaded[pk] for pk in frontier if pk in loaded]
+        ids = _in_windows(related_only, stories) - found
+        _load_missing(ids, related_only, loaded)
+        # Windows of a long frontier hold thousands of stories: block as a rebuild does.
+        index = CandidateIndex(
+            stories + [loaded[pk] for pk in ids if pk in loaded], min_weight=ORPHAN_THRESHOLD
         )
-        frontier = set(
-            related_only.filter(cluster__in=orphan_clusters).values_list("pk", flat=True)
-        )
-        frontier |= set(
-            related_only.filter(pk__in=near, cluster__isnull=True).values_list("pk", flat=True)
-        )
+        near = {
+            other.pk
+            for story in stories
+            for other in index.candidates(story)
+            if other.pk in ids and (edge_weight(story, other) or 0) >= ORPHAN_THRESHOLD
+        }
+        frontier = set()
+        for chunk in _chunks(near):
+            orphan_clusters = Cluster.objects.filter(articles__pk__in=chunk).exclude(
+                articles__is_file_backed=True
+            )
+            frontier |= set(
+                related_only.filter(cluster__in=orphan_clusters).values_list("pk", flat=True)
+            )
+            frontier |= set(
+                related_only.filter(pk__in=chunk, cluster__isnull=True).values_list("pk", flat=True)
+            )
         frontier -= found
     return found
 
@@ -696,12 +731,11 @@ def update_for_articles(article_ids):
         touched = _rebuild(overrides)
     else:
         file_backed, related_ids = neighbourhood(article_ids, overrides)
-        related = _load_stories(
-            Article.objects.filter(
-                Q(pk__in=related_ids) | Q(listed_in__source_id__in=list(file_backed)),
-                is_file_backed=False,
-            ).distinct()
-        )
+        related_ids = set(related_ids)
+        for story in file_backed.values():
+            related_ids |= story.lists
+        related = {}
+        _load_missing(related_ids, Article.objects.filter(is_file_backed=False), related)
         labels = _partition(file_backed, related, overrides)
         touched = _save(labels, {**file_backed, **related})
     # Changed stories may change their cluster's lead or score without moving.

@@ -189,6 +189,8 @@ class Article(models.Model):
             models.Index(fields=["provider", "-published_at"], name="article_provider_date"),
             models.Index(fields=["cluster", "-published_at"], name="article_cluster_date"),
             models.Index(fields=["-updated_at"], name="article_updated"),
+            # Clustering looks up each kind of story by time window.
+            models.Index(fields=["published_at", "is_file_backed"], name="article_date_kind"),
         ]
         constraints = [
             models.CheckConstraint(
