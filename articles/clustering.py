@@ -39,12 +39,14 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import SimpleNamespace
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from . import versioning
+from .bulk import insert_rows, update_rows
 from .models import (
     Article,
     ArticleTopic,
@@ -681,9 +683,16 @@ def _save(labels, stories, complete=False):
         ClusterAlias.objects.filter(slug__in=chunk).delete()
 
     touched, destination = set(), {}
+    update_rows(
+        Article,
+        (
+            SimpleNamespace(pk=story.pk, cluster_id=cluster.pk)
+            for cluster, members in moves.values()
+            for story in members
+        ),
+        ["cluster"],
+    )
     for cluster, members in moves.values():
-        for chunk in _chunks(s.pk for s in members):
-            Article.objects.filter(pk__in=chunk).update(cluster=cluster)
         touched.add(cluster.pk)
         for story in members:
             if story.cluster_id:
@@ -889,6 +898,7 @@ def _derived(stories):
         published_at = lead.published_at or lead.first_seen_at
     else:
         published_at = min((a.published_at or a.first_seen_at for a in stories), default=None)
+    # Keys are attribute names, in the order of DERIVED_FIELDS.
     return {
         "lead_id": lead.pk if lead else None,
         "is_public": lead is not None,
@@ -897,6 +907,10 @@ def _derived(stories):
         "published_at": published_at,
         "score": cluster_score(lead, outlets),
     }
+
+
+# The derived fields _derived() returns, as model field names.
+DERIVED_FIELDS = ["lead", "is_public", "story_count", "outlet_count", "published_at", "score"]
 
 
 def _refresh(cluster_ids, parents):
@@ -925,11 +939,11 @@ def _refresh(cluster_ids, parents):
         rows[cluster_id][topic_id] = (published_at, score)
 
     now = timezone.now()
-    stale, new_rows = [], []
+    stale, new_rows, changed = [], [], []
     for cluster in Cluster.objects.filter(pk__in=cluster_ids):
         fields = _derived(members[cluster.pk])
         if any(getattr(cluster, name) != value for name, value in fields.items()):
-            Cluster.objects.filter(pk=cluster.pk).update(**fields, updated_at=now)
+            changed.append(SimpleNamespace(pk=cluster.pk, **fields, updated_at=now))
         wanted = {}
         if fields["is_public"]:
             sort_keys = (fields["published_at"], fields["score"])
@@ -940,8 +954,9 @@ def _refresh(cluster_ids, parents):
                 ClusterTopic(cluster=cluster, topic_id=topic_id, published_at=at, score=score)
                 for topic_id, (at, score) in wanted.items()
             ]
+    update_rows(Cluster, changed, [*DERIVED_FIELDS, "updated_at"])
     ClusterTopic.objects.filter(cluster_id__in=stale).delete()
-    ClusterTopic.objects.bulk_create(new_rows, batch_size=QUERY_BATCH)
+    insert_rows(ClusterTopic, new_rows)
 
 
 # --- What pages show ---------------------------------------------------------

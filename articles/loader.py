@@ -28,12 +28,13 @@ from pathlib import Path
 
 import yaml
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
 from . import clustering, versioning
+from .bulk import insert_rows, update_rows
 from .canonical import InvalidURL, host_of, link_and_canonical, link_url
 from .models import (
     Article,
@@ -785,51 +786,6 @@ def _record_source_files(items, known, outcome, now):
     update_rows(SourceFile, changed, ["kind", "article_id", "raw_hash", "loaded_at"])
 
 
-def _column_values(fields, connection):
-    """Database values of ``fields`` for one row, a dict of attribute names to values.
-
-    Dates and JSON go straight to the backend's adapters: ``get_db_prep_save``
-    first re-validates each value, which costs more than the insert. The loader's
-    datetimes are always aware, so nothing it checks can differ.
-    """
-    ops = connection.ops
-    adapters = {
-        "DateTimeField": lambda column: ops.adapt_datetimefield_value,
-        "DateField": lambda column: ops.adapt_datefield_value,
-        "JSONField": lambda column: lambda value: ops.adapt_json_value(value, column.encoder),
-        "DecimalField": lambda column: lambda value: column.get_db_prep_save(value, connection),
-    }
-    plan = []
-    for column in fields:
-        adapter = adapters.get(column.get_internal_type())
-        plan.append((column.attname, adapter(column) if adapter else None))
-    return lambda row: [row[name] if adapt is None else adapt(row[name]) for name, adapt in plan]
-
-
-def insert_rows(model, rows):
-    """INSERT many new rows with one prepared statement (their primary keys stay unset).
-
-    ``rows`` are model instances or dicts of every column's attribute name: the
-    loader's most numerous rows skip building a model instance each. ``bulk_create``
-    compiles every value of every row into SQL in Python, which costs more than
-    the inserts themselves.
-    """
-    rows = [row if isinstance(row, dict) else vars(row) for row in rows]
-    if not rows:
-        return
-    meta = model._meta
-    columns = [column for column in meta.concrete_fields if not column.primary_key]
-    connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(column.column) for column in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    # Identifiers come from model metadata, quoted; every value is a parameter.
-    sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608
-    values = _column_values(columns, connection)
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [values(row) for row in rows])
-
-
 def in_slices(values):
     """``values`` in lists short enough for one ``__in`` lookup.
 
@@ -839,27 +795,6 @@ def in_slices(values):
     values = list(values)
     for start in range(0, len(values), IN_LOOKUP_SIZE):
         yield values[start : start + IN_LOOKUP_SIZE]
-
-
-def update_rows(model, objects, fields):
-    """Save ``fields`` of many rows with one prepared UPDATE run per row.
-
-    ``bulk_update`` builds a CASE expression per field and row, which costs far
-    more than the database work for the few hundred rows of a chunk.
-    """
-    objects = list(objects)
-    if not objects:
-        return
-    meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
-    # Identifiers come from model metadata, quoted; every value is a parameter.
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    values = _column_values(columns, connection)
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [[*values(vars(obj)), obj.pk] for obj in objects])
 
 
 def ensure_topics(names, now):
