@@ -34,15 +34,17 @@ whole connected components) reaches exactly what a full rebuild would.
 """
 
 import hashlib
+import heapq
 import math
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
+from collections import defaultdict, deque, namedtuple
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import versioning
@@ -350,12 +352,13 @@ def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD):
 # --- Step 2: related-only stories --------------------------------------------
 
 
-def assign_related(story, groups):
+def assign_related(story, groups, first_urls):
     """The group a related-only story belongs to, or None to stand alone.
 
     ``groups`` maps a group key to the file-backed members of each cluster whose
-    stories list ``story``. The best-matching member within the window wins;
-    ties go to the group whose earliest member has the smaller canonical URL.
+    stories list ``story`` (those within the window are enough); ``first_urls``
+    maps each key to the smallest canonical URL of the whole group. The
+    best-matching member within the window wins; ties go to the smaller URL.
     """
     best_key, best_rank = None, None
     for key, members in groups.items():
@@ -369,7 +372,7 @@ def assign_related(story, groups):
         )
         if score < RELATED_THRESHOLD:
             continue
-        rank = (-score, min(m.url for m in members))
+        rank = (-score, first_urls[key])
         if best_rank is None or rank < best_rank:
             best_key, best_rank = key, rank
     return best_key
@@ -400,11 +403,11 @@ def _members_by_label(labels, stories):
     return groups
 
 
-def _partition(file_backed, related, overrides, complete=False):
-    """The new grouping of the given stories: {pk: label}.
+def _partition(file_backed, related, overrides):
+    """The new grouping of a neighbourhood's stories: {pk: label}.
 
-    ``complete`` says every story is given (a full rebuild); otherwise the given
-    file-backed stories form closed components and the rest keep their clusters.
+    The given file-backed stories form closed components; stories outside keep
+    their clusters. A full rebuild streams instead (``_rebuild``), to the same rules.
     """
     split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
     roots = group_file_backed(list(file_backed.values()), isolated=split)
@@ -425,34 +428,34 @@ def _partition(file_backed, related, overrides, complete=False):
     for story in file_backed.values():
         for target in story.lists & related.keys():
             listers[target].add(story.pk)
-    if not complete:
-        # Listers outside the neighbourhood keep their clusters: read them as they are.
-        outside = defaultdict(set)
-        for chunk in _chunks(related):
-            for source_id, target_id in RelatedListing.objects.filter(
-                target_id__in=chunk, source__is_file_backed=True
-            ).values_list("source_id", "target_id"):
-                if source_id not in file_backed:
-                    outside[source_id].add(target_id)
-        clusters = dict(
-            Article.objects.filter(pk__in=list(outside), cluster__isnull=False).values_list(
-                "pk", "cluster_id"
-            )
+    # Listers outside the neighbourhood keep their clusters: read them as they are.
+    outside = defaultdict(set)
+    for chunk in _chunks(related):
+        for source_id, target_id in RelatedListing.objects.filter(
+            target_id__in=chunk, source__is_file_backed=True
+        ).values_list("source_id", "target_id"):
+            if source_id not in file_backed:
+                outside[source_id].add(target_id)
+    clusters = dict(
+        Article.objects.filter(pk__in=list(outside), cluster__isnull=False).values_list(
+            "pk", "cluster_id"
         )
-        members = Article.objects.filter(cluster_id__in=set(clusters.values()), is_file_backed=True)
-        for story in _load_stories(members).values():
-            groups[("cluster", story.cluster_id)].append(story)
-        for source_id, cluster_id in clusters.items():
-            labels.setdefault(source_id, ("cluster", cluster_id))
-            for target in outside[source_id]:
-                listers[target].add(source_id)
+    )
+    members = Article.objects.filter(cluster_id__in=set(clusters.values()), is_file_backed=True)
+    for story in _load_stories(members).values():
+        groups[("cluster", story.cluster_id)].append(story)
+    for source_id, cluster_id in clusters.items():
+        labels.setdefault(source_id, ("cluster", cluster_id))
+        for target in outside[source_id]:
+            listers[target].add(source_id)
 
+    first_urls = {label: min(m.url for m in members) for label, members in groups.items()}
     for story in related.values():
         if story.pk in split:
             labels[story.pk] = ("split", story.pk)
             continue
         candidates = {labels[pk]: groups[labels[pk]] for pk in listers[story.pk] if pk in labels}
-        labels[story.pk] = assign_related(story, candidates) or ("alone", story.pk)
+        labels[story.pk] = assign_related(story, candidates, first_urls) or ("alone", story.pk)
     orphans = [story for pk, story in related.items() if labels[pk] == ("alone", pk)]
     for pk, root in group_file_backed(orphans, min_weight=ORPHAN_THRESHOLD).items():
         labels[pk] = ("alone", root)
@@ -718,12 +721,6 @@ def _save(labels, stories, complete=False):
     return touched - emptied
 
 
-def _everything():
-    file_backed = _load_stories(Article.objects.filter(is_file_backed=True))
-    related = _load_stories(Article.objects.filter(is_file_backed=False))
-    return file_backed, related
-
-
 def _overrides():
     return list(ClusterOverride.objects.order_by("created_at", "pk"))
 
@@ -753,12 +750,6 @@ def update_for_articles(article_ids):
     refresh_clusters(touched)
 
 
-def _rebuild(overrides):
-    file_backed, related = _everything()
-    labels = _partition(file_backed, related, overrides, complete=True)
-    return _save(labels, {**file_backed, **related}, complete=True)
-
-
 @transaction.atomic
 def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
@@ -773,6 +764,329 @@ def partition():
     for pk, cluster_id in Article.objects.values_list("pk", "cluster_id"):
         groups[cluster_id].add(pk)
     return {frozenset(members) for members in groups.values()}
+
+
+# --- Full rebuild, streamed oldest first -------------------------------------
+#
+# A rebuild reaches the partition the rules above give for all stories at once,
+# holding only the stories near the sweep's current time (and a few integers per
+# story): every edge but a wire copy's joins stories at most WINDOW apart, and
+# copies more than MAX_SPAN apart only ever join after the greedy pass (the span
+# refuses them there). So each connected component of the other edges is grouped
+# on its own, by group_file_backed(), once the sweep has left it MAX_SPAN behind.
+
+
+def _stream(queryset):
+    """Batches of the stories of ``queryset``, oldest first (ties by id)."""
+    ordered = (
+        queryset.annotate(story_time=Coalesce("published_at", "first_seen_at"))
+        .order_by("story_time", "pk")
+        .values_list("pk", flat=True)
+    )
+    batch = []
+    for pk in ordered.iterator(chunk_size=QUERY_BATCH):
+        batch.append(pk)
+        if len(batch) == QUERY_BATCH:
+            yield _ordered(queryset, batch)
+            batch = []
+    if batch:
+        yield _ordered(queryset, batch)
+
+
+def _ordered(queryset, pks):
+    stories = _load_stories(queryset.filter(pk__in=pks))
+    return [stories[pk] for pk in pks if pk in stories]
+
+
+class _Sweep:
+    """Groups stories fed oldest first, a connected component at a time.
+
+    ``add()`` returns the groupings ({pk: root}) of the components it closed;
+    ``finish()`` those still open, then joins the late copies.
+    """
+
+    def __init__(self, min_weight, isolated=frozenset()):
+        self.min_weight, self.isolated = min_weight, isolated
+        # token -> open stories, oldest first; names as in CandidateIndex.
+        self.postings = defaultdict(deque)
+        self.title_postings = defaultdict(deque)
+        self.name_postings = defaultdict(deque)
+        self.title_name_postings = defaultdict(deque)
+        self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
+        self.listed_by = defaultdict(list)  # pk -> stories listing it
+        self.open = {}  # pk -> story, until its component closes
+        self.parent, self.members, self.reach = {}, {}, {}
+        self.closing = []  # heap of (reach, root)
+        # hash(copy key) -> every story id with it: copies further apart than the
+        # window are checked against the database at the end (they are rare).
+        self.copy_ids = defaultdict(list)
+        self.late = []
+        self.now = None
+        self.fed = 0
+
+    def _find(self, pk):
+        parent = self.parent
+        while parent[pk] != pk:
+            parent[pk] = parent[parent[pk]]
+            pk = parent[pk]
+        return pk
+
+    def _union(self, a, b):
+        left, right = self._find(a), self._find(b)
+        if left == right:
+            return
+        if len(self.members[left]) < len(self.members[right]):
+            left, right = right, left
+        self.parent[right] = left
+        self.members[left].extend(self.members.pop(right))
+        self.reach[left] = max(self.reach[left], self.reach.pop(right))
+        heapq.heappush(self.closing, (self.reach[left], left))
+
+    def _scan(self, postings, token, low, amount, weights):
+        for other in reversed(postings.get(token, ())):
+            if other.time < low:
+                break
+            weights[other.pk] += amount
+
+    def _candidates(self, story):
+        """Open stories that may have an edge to ``story`` (CandidateIndex's bound)."""
+        low, text = story.time - WINDOW, story.text
+        shared, shared_title, common = defaultdict(int), defaultdict(int), defaultdict(int)
+        for token in text.tokens:
+            if token in text.names:
+                self._scan(self.postings, token, low, ENTITY_WEIGHT, shared)
+                self._scan(self.name_postings, token, low, 1, common)
+            else:
+                self._scan(self.postings, token, low, 1, shared)
+                self._scan(self.name_postings, token, low, ENTITY_WEIGHT - 1, shared)
+        for token in text.title_tokens:
+            if token in text.names:
+                self._scan(self.title_postings, token, low, ENTITY_WEIGHT, shared_title)
+            else:
+                self._scan(self.title_postings, token, low, 1, shared_title)
+                self._scan(self.title_name_postings, token, low, ENTITY_WEIGHT - 1, shared_title)
+        weight = own_weight(text.tokens, text.names)
+        title_weight = own_weight(text.title_tokens, text.names)
+        found = set()
+        for pk, shared_weight in shared.items():
+            other = self.open[pk].text
+            bound = max(
+                shared_weight / (weight + own_weight(other.tokens, other.names)),
+                shared_title.get(pk, 0)
+                / ((title_weight + own_weight(other.title_tokens, other.names)) or 1),
+            )
+            if not common.get(pk):
+                bound *= NAMELESS_FACTOR
+            if 2 * bound >= self.min_weight:
+                found.add(pk)
+        if text.copy_key:
+            found.update(
+                other.pk
+                for other in self.copies.get(text.copy_key, ())
+                if story.time - other.time <= MAX_SPAN
+            )
+        found.update(pk for pk in story.lists if pk in self.open)
+        found.update(
+            other.pk for other in self.listed_by.pop(story.pk, ()) if other.pk in self.open
+        )
+        return [self.open[pk] for pk in found]
+
+    def add(self, story):
+        self.now, pk = story.time, story.pk
+        self.open[pk], self.parent[pk], self.members[pk] = story, pk, [story]
+        self.reach[pk] = story.time
+        heapq.heappush(self.closing, (story.time, pk))
+        if pk not in self.isolated:
+            for other in self._candidates(story):
+                if other.pk in self.isolated:
+                    continue
+                weight = edge_weight(story, other)
+                if weight is not None and weight >= self.min_weight:
+                    self._union(pk, other.pk)
+            self._index(story)
+        self.fed += 1
+        if self.fed % QUERY_BATCH == 0:
+            self._forget_old()
+        return self._close(lambda reach: self.now - reach > MAX_SPAN)
+
+    def _index(self, story):
+        text = story.text
+        for token in text.tokens:
+            self.postings[token].append(story)
+        for token in text.title_tokens:
+            self.title_postings[token].append(story)
+        for token in text.names:
+            self.name_postings[token].append(story)
+            if token in text.title_tokens:
+                self.title_name_postings[token].append(story)
+        for target in story.lists:
+            self.listed_by[target].append(story)
+        if text.copy_key:
+            key = hash(text.copy_key)
+            in_reach = {o.pk for o in self.copies[text.copy_key] if story.time - o.time <= MAX_SPAN}
+            self.late.extend((pk, story.pk) for pk in self.copy_ids[key] if pk not in in_reach)
+            self.copy_ids[key].append(story.pk)
+            self.copies[text.copy_key].append(story)
+
+    def _forget_old(self):
+        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN)."""
+        for postings, reach in (
+            (self.postings, WINDOW),
+            (self.title_postings, WINDOW),
+            (self.name_postings, WINDOW),
+            (self.title_name_postings, WINDOW),
+            (self.copies, MAX_SPAN),
+        ):
+            for token in list(postings):
+                entries = postings[token]
+                while entries and self.now - entries[0].time > reach:
+                    entries.popleft()
+                if not entries:
+                    del postings[token]
+        for target in list(self.listed_by):
+            listers = [s for s in self.listed_by[target] if self.now - s.time <= WINDOW]
+            if listers:
+                self.listed_by[target] = listers
+            else:
+                del self.listed_by[target]
+
+    def _close(self, due):
+        groups = {}
+        while self.closing and due(self.closing[0][0]):
+            reach, root = heapq.heappop(self.closing)
+            if self.reach.get(root) != reach or self.parent.get(root) != root:
+                continue  # merged or moved on since it was queued
+            stories = self.members.pop(root)
+            del self.reach[root]
+            for story in stories:
+                del self.open[story.pk], self.parent[story.pk]
+            groups.update(group_file_backed(stories, self.isolated, self.min_weight))
+        return groups
+
+    def finish(self):
+        """The groupings of the components still open (then ask for ``late_pairs()``)."""
+        return self._close(lambda reach: True)
+
+    def late_pairs(self, queryset):
+        """Copies further apart than MAX_SPAN, checked against the stories' texts."""
+        pairs = []
+        for start in range(0, len(self.late), QUERY_BATCH):
+            batch = self.late[start : start + QUERY_BATCH]
+            stories = _load_stories(queryset.filter(pk__in={pk for pair in batch for pk in pair}))
+            pairs += [(a, b) for a, b in batch if same_copy(stories[a].text, stories[b].text)]
+        return pairs
+
+
+def _join(labels, pairs):
+    """Put each pair's groups together (``labels``: {pk: label}, changed in place)."""
+    parent = {}
+
+    def find(label):
+        while parent.get(label, label) != label:
+            label = parent[label]
+        return label
+
+    for a, b in pairs:
+        left, right = find(labels[a]), find(labels[b])
+        if left != right:
+            parent[right] = left
+    if parent:
+        for pk, label in labels.items():
+            if label in parent:
+                labels[pk] = find(label)
+
+
+Member = namedtuple("Member", "pk file_backed cluster_id slug")
+
+
+def _rebuild(overrides):
+    """Regroup every story, streaming; returns the ids of clusters whose membership changed."""
+    split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
+    file_backed = Article.objects.filter(is_file_backed=True)
+    related_only = Article.objects.filter(is_file_backed=False)
+    clusters_of = {True: {}, False: {}}  # story id -> current cluster, by kind
+
+    # Step 1: file-backed stories.
+    labels = {}
+    sweep = _Sweep(TEXT_THRESHOLD, isolated=split)
+    for batch in _stream(file_backed):
+        for story in batch:
+            clusters_of[True][story.pk] = story.cluster_id
+            labels.update(sweep.add(story))
+    labels.update(sweep.finish())
+    _join(labels, sweep.late_pairs(file_backed))
+    _apply_overrides(
+        labels,
+        [
+            o
+            for o in overrides
+            if o.kind == ClusterOverride.KIND_SPLIT
+            or (o.article_id in labels and o.other_article_id in labels)
+        ],
+    )
+    first_urls = {}
+    for pk, url in file_backed.order_by().values_list("pk", "canonical_url").iterator():
+        label = labels[pk]
+        if label not in first_urls or url < first_urls[label]:
+            first_urls[label] = url
+
+    # Step 2: related-only stories, beside a second pass over the file-backed ones
+    # that keeps those within WINDOW of the batch at hand.
+    orphans = _Sweep(ORPHAN_THRESHOLD)
+    ahead = (story for batch in _stream(file_backed) for story in batch)
+    upcoming, window = next(ahead, None), deque()
+    for batch in _stream(related_only):
+        while upcoming is not None and upcoming.time <= batch[-1].time + WINDOW:
+            window.append(upcoming)
+            upcoming = next(ahead, None)
+        while window and window[0].time < batch[0].time - WINDOW:
+            window.popleft()
+        nearby = defaultdict(list)
+        for story in window:
+            nearby[labels[story.pk]].append(story)
+        listers = defaultdict(set)
+        for source_id, target_id in RelatedListing.objects.filter(
+            target_id__in=[story.pk for story in batch], source__is_file_backed=True
+        ).values_list("source_id", "target_id"):
+            listers[target_id].add(source_id)
+        for story in batch:
+            clusters_of[False][story.pk] = story.cluster_id
+            if story.pk in split:
+                labels[story.pk] = ("split", story.pk)
+                continue
+            candidates = {labels[pk]: nearby[labels[pk]] for pk in listers[story.pk]}
+            label = assign_related(story, candidates, first_urls)
+            if label is None:
+                labels.update(orphans.add(story))
+            else:
+                labels[story.pk] = label
+    labels.update(orphans.finish())
+    _join(labels, orphans.late_pairs(related_only))
+
+    # Step 3: the editors' overrides that name a related-only story.
+    _apply_overrides(
+        labels,
+        [
+            o
+            for o in overrides
+            if o.article_id in clusters_of[False] or o.other_article_id in clusters_of[False]
+        ],
+    )
+
+    anchors = {}
+    for kind, clusters in clusters_of.items():
+        for pk in clusters:
+            label = labels[pk]
+            anchors[label] = min(anchors.get(label, (True, pk)), (not kind, pk))
+    slugs = {}
+    for chunk in _chunks(pk for _, pk in anchors.values()):
+        slugs.update(Article.objects.filter(pk__in=chunk).values_list("pk", "slug"))
+    stories = {
+        pk: Member(pk, kind, cluster_id, slugs.get(pk))
+        for kind, clusters in clusters_of.items()
+        for pk, cluster_id in clusters.items()
+    }
+    return _save(labels, stories, complete=True)
 
 
 # --- Editors' corrections ----------------------------------------------------
