@@ -3,7 +3,7 @@
 import math
 import random
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -114,6 +114,8 @@ def test_cluster_permalinks_reveal_no_unpublished_headline_and_survive_recluster
 
     call_command("recluster", verbosity=0)
     assert ibm_cluster().slug == cluster.slug
+    # The rebuild joins the wire copy re-run 16 days late, as the load did.
+    assert Article.objects.get(canonical_url=SEATTLE).cluster_id == ibm_cluster().pk
 
 
 @pytest.mark.django_db
@@ -197,6 +199,38 @@ def test_a_load_touches_only_its_candidates(corpus, seeds_dir):
         if untouched.get(pk) != updated_at
     }
     assert changed == {nvidia.cluster_id}
+
+
+def invented_words(rng, count):
+    syllables = ["ka", "lo", "mi", "zu", "te", "ra", "vo", "ni", "shu", "pe", "gro", "dan"]
+    return ["".join(rng.choice(syllables) for _ in range(4)).capitalize() for _ in range(count)]
+
+
+def test_a_rebuild_sweep_holds_a_window_of_stories_not_the_corpus():
+    """Each day's event is reported twice, then never again: the sweep lets go of it."""
+    rng = random.Random(7)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    sweep = clustering._Sweep(clustering.TEXT_THRESHOLD)
+    groups, most_open = {}, 0
+    for day in range(120):
+        headline, lede = invented_words(rng, 6), invented_words(rng, 12)
+        for report in range(2):
+            story = clustering.Story(
+                pk=2 * day + report,
+                url=f"https://example.com/{day}/{report}",
+                slug=f"story-{day}-{report}",
+                file_backed=True,
+                time=start + timedelta(days=day, hours=3 * report),
+                cluster_id=None,
+                text=story_text(" ".join(headline), " ".join(lede[report:])),
+            )
+            groups.update(sweep.add(story))
+        most_open = max(most_open, len(sweep.open))
+    groups.update(sweep.finish())
+
+    assert most_open <= 2 * (clustering.MAX_SPAN.days + 2)
+    assert all(groups[2 * day] == groups[2 * day + 1] for day in range(120))
+    assert len({groups[2 * day] for day in range(120)}) == 120
 
 
 @pytest.mark.django_db
