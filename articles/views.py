@@ -1,13 +1,12 @@
 """Reader pages. Each runs a fixed number of queries whatever the size of the lists shown."""
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
-
-from aggregator.middleware import is_cacheable_request
 
 from . import versioning
 from .clustering import coverage_for, related_reading_for
@@ -26,8 +25,6 @@ TOP_ON_HOME = 5
 # Outlets named on a "More:" line before "and N more".
 MORE_OUTLETS = 5
 DIRECTORY_CACHE_SECONDS = 3600
-# Entries carry relative times ("3 hours ago"), so they are not kept for long.
-ENTRY_CACHE_SECONDS = 600
 
 
 def clusters_with_coverage(ids):
@@ -56,10 +53,12 @@ def cluster_entries(request, items, version):
     Entries are the same for every anonymous reader until content changes, so
     each is cached under the content version and shared by every list showing
     it; only the misses are loaded (the four queries of ``clusters_with_coverage``)
-    and rendered. Editors, and sites with page caching off, always get fresh ones.
+    and rendered. Editors, and sites with ``ENTRY_CACHE_SECONDS = 0``, always get
+    fresh ones. The whole-response cache (``PAGE_CACHE_SECONDS``) does not decide
+    this: a page it misses still reuses the entries.
     """
     keys = {item: f"reader:entry:v{version}:{item[0]}:h{item[1]}" for item in items}
-    use_cache = is_cacheable_request(request)
+    use_cache = shares_entries(request)
     found = cache.get_many(list(keys.values())) if use_cache else {}
     missing = [item for item in items if keys[item] not in found]
     loaded = {c.pk: c for c in clusters_with_coverage(dict.fromkeys(pk for pk, _ in missing))}
@@ -71,10 +70,19 @@ def cluster_entries(request, items, version):
         if pk in loaded
     }
     if use_cache:
-        cache.set_many(fresh, ENTRY_CACHE_SECONDS)
+        cache.set_many(fresh, settings.ENTRY_CACHE_SECONDS)
     found.update(fresh)
     # Our own template's output, escaped when it was rendered.
     return {item: mark_safe(found[key]) for item, key in keys.items() if key in found}  # noqa: S308
+
+
+def shares_entries(request):
+    """Anonymous GETs share cached entries; editors (any session cookie) see fresh ones."""
+    return (
+        settings.ENTRY_CACHE_SECONDS > 0
+        and request.method == "GET"
+        and settings.SESSION_COOKIE_NAME not in request.COOKIES
+    )
 
 
 def more_line(cluster):

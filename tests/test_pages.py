@@ -36,8 +36,9 @@ HOSTILE = '</script><script>alert("x")</script> ]]> \'single\' & "double" <b>bol
 
 @pytest.fixture(autouse=True)
 def plain_pages(settings):
-    """Pages straight from the views: no whole-response cache, no static manifest needed."""
+    """Pages straight from the views: no response or entry cache, no static manifest needed."""
     settings.PAGE_CACHE_SECONDS = 0
+    settings.ENTRY_CACHE_SECONDS = 0
     # Tests build rows directly, without the content-version bump a load makes.
     cache.clear()
     settings.STORAGES = {
@@ -443,7 +444,7 @@ def test_times_carry_their_moment_and_a_relative_label(age, label):
 def test_list_entries_are_shared_from_the_cache_until_content_changes(
     client, settings, django_assert_max_num_queries
 ):
-    settings.PAGE_CACHE_SECONDS = 600
+    settings.ENTRY_CACHE_SECONDS = 600
     world = build_world(clusters=3, stories=3, prefix="kappa")
     page(client, "/topics/space/")
     Article.objects.filter(pk=world["articles"][0].pk).update(title="Kappa renamed")
@@ -457,3 +458,28 @@ def test_list_entries_are_shared_from_the_cache_until_content_changes(
     Article.objects.filter(pk=world["articles"][0].pk).update(title="Kappa edited again")
     client.cookies[settings.SESSION_COOKIE_NAME] = "editor-session"
     assert "Kappa edited again" in page(client, "/topics/space/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page_seconds", [0, 600])
+def test_entries_are_shared_whether_or_not_whole_pages_are_cached(
+    client, settings, django_assert_max_num_queries, page_seconds
+):
+    settings.PAGE_CACHE_SECONDS = page_seconds
+    settings.ENTRY_CACHE_SECONDS = 600
+    world = build_world(clusters=3, stories=3, prefix="lambda")
+    page(client, "/topics/space/")
+    Article.objects.filter(pk=world["articles"][0].pk).update(title="Lambda renamed")
+    with django_assert_max_num_queries(7):
+        assert "Lambda renamed" not in page(client, "/topics/science/")
+
+
+@pytest.mark.django_db
+def test_no_entry_cache_renders_every_entry_fresh(client, settings):
+    settings.PAGE_CACHE_SECONDS = 600
+    settings.ENTRY_CACHE_SECONDS = 0
+    world = build_world(clusters=3, stories=3, prefix="mu")
+    page(client, "/topics/space/")
+    Article.objects.filter(pk=world["articles"][0].pk).update(title="Mu renamed")
+    # A different page (the whole-response cache keys on the address) renders anew.
+    assert "Mu renamed" in page(client, "/topics/science/")
