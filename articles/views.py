@@ -126,6 +126,18 @@ def build_topic_directory():
     return roots
 
 
+def cluster_filter(filter_class, request, queryset, version, scope):
+    """The list's filter; its outlet menu, the same for every reader until content
+    changes, is cached per content version and ``scope``."""
+
+    def outlets():
+        key = f"reader:outlets:v{version}:{scope}"
+        find = lambda: filter_class.outlet_choices(queryset)  # noqa: E731
+        return cache.get_or_set(key, find, DIRECTORY_CACHE_SECONDS)
+
+    return filter_class(request.GET or None, queryset=queryset, outlets=outlets)
+
+
 def list_page(request, filterset, ids_field="pk"):
     """The requested page of the ids the filter selects (404 past the end)."""
     ids = filterset.results().values_list(ids_field, flat=True)
@@ -133,7 +145,8 @@ def list_page(request, filterset, ids_field="pk"):
 
 
 def home(request):
-    filterset = ClusterFilter(request.GET or None, queryset=Cluster.objects.public())
+    version = versioning.for_request(request).version
+    filterset = cluster_filter(ClusterFilter, request, Cluster.objects.public(), version, "home")
     page = list_page(request, filterset)
     # A short front page reads better as one list than as the same stories twice.
     show_top = page.number == 1 and not filterset.active and len(page.ids) > TOP_ON_HOME
@@ -145,7 +158,6 @@ def home(request):
     top = [(pk, 2) for pk in top_ids]
     # Stories already shown as top stories are not repeated below them.
     latest = [(pk, 3 if top else 2) for pk in page.ids if pk not in top_ids]
-    version = versioning.for_request(request).version
     entries = cluster_entries(request, top + latest, version)
     return render(
         request,
@@ -168,9 +180,9 @@ def topic_list(request):
 def topic_detail(request, slug):
     topic = get_object_or_404(Topic.objects.select_related("parent"), slug=slug)
     rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
-    filterset = TopicClusterFilter(request.GET or None, queryset=rows)
-    page = list_page(request, filterset, ids_field="cluster_id")
     version = versioning.for_request(request).version
+    filterset = cluster_filter(TopicClusterFilter, request, rows, version, f"topic:{topic.pk}")
+    page = list_page(request, filterset, ids_field="cluster_id")
     return render(
         request,
         "articles/topic.html",

@@ -523,7 +523,9 @@ def main(argv=None):
     parser = benchmark_parser(__doc__, "rounds")
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per page")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
-    parser.add_argument("--port", type=int, default=PORT, help="first of three ports (default 8300)")
+    parser.add_argument(
+        "--port", type=int, default=PORT, help="first of three ports (default 8300)"
+    )
     parser.add_argument("--step", choices=["discover", "count", "drive"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--header", action="append", default=[], help=argparse.SUPPRESS)

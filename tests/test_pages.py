@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 
 from articles import versioning
 from articles.clustering import refresh_clusters
+from articles.filters import MAX_OUTLET_CHOICES
 from articles.models import (
     Article,
     ArticleImage,
     ArticleTopic,
     Cluster,
     ClusterAlias,
+    ClusterTopic,
     Provider,
     ProviderImage,
     RelatedListing,
@@ -153,6 +155,57 @@ def test_invalid_filters_show_an_error_and_the_unfiltered_list(client, query, me
     assert message in html
     assert "Some filters could not be used" in html
     assert len(headlines(html)) == 3
+
+
+def outlet_options(html):
+    select = re.search(r'<select name="provider"[^>]*>(.*?)</select>', html, re.S).group(1)
+    return re.findall(r'<option value="([^"]*)"', select)
+
+
+@pytest.mark.django_db
+def test_a_topic_offers_its_own_outlets(client):
+    build_world(clusters=2, stories=3, prefix="alpha")
+    beta = build_world(clusters=2, stories=3, prefix="beta")
+    sports = Topic.objects.create(name="Sports", slug="sports")
+    rows = ClusterTopic.objects.filter(cluster__in=beta["clusters"])
+    rows.filter(topic__slug="science").delete()
+    rows.update(topic=sports)
+    assert outlet_options(page(client, "/topics/space/")) == [""] + [
+        f"alpha-outlet{j}.example" for j in range(3)
+    ]
+    assert outlet_options(page(client, "/topics/sports/")) == [""] + [
+        f"beta-outlet{j}.example" for j in range(3)
+    ]
+    # The home page samples every list.
+    assert len(outlet_options(page(client, "/"))) == 7
+
+
+@pytest.mark.django_db
+def test_the_outlet_menu_is_capped_yet_any_covering_outlet_filters(client):
+    outlets = MAX_OUTLET_CHOICES + 5
+    build_world(clusters=2, stories=outlets, prefix="many")
+    # The first half of each cluster's stories are published, the rest related-only:
+    # all count, and ties go by domain.
+    html = page(client, "/topics/space/")
+    assert len(outlet_options(html)) == MAX_OUTLET_CHOICES + 1
+    left_out = next(
+        f"many-outlet{j}.example"
+        for j in range(outlets)
+        if f"many-outlet{j}.example" not in outlet_options(html)
+    )
+    html = page(client, f"/topics/space/?provider={left_out}")
+    assert "Some filters could not be used" not in html
+    assert f'<option value="{left_out}" selected>' in html
+    assert len(headlines(html)) == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["since", "quality", "provider", "sort"])
+def test_filter_values_are_escaped_when_shown_back(client, field):
+    build_world(clusters=1, stories=2, prefix="nu")
+    html = page(client, "/topics/space/?" + urlencode({field: HOSTILE}))
+    assert "Some filters could not be used" in html
+    assert "<script>alert" not in html and "<b>bold</b>" not in html
 
 
 # -- Missing pages --------------------------------------------------------------------------
