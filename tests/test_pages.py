@@ -528,6 +528,46 @@ def test_entries_are_shared_whether_or_not_whole_pages_are_cached(
 
 
 @pytest.mark.django_db
+def test_a_warm_topic_page_reads_only_the_version_and_its_ids(
+    client, settings, django_assert_max_num_queries
+):
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=3, stories=3, prefix="xi")
+    page(client, "/topics/space/")
+    # Topic, child topics, menu, outlets and entries all come from the cache.
+    with django_assert_max_num_queries(2):
+        page(client, "/topics/space/")
+
+
+@pytest.mark.django_db
+def test_topics_and_the_menu_follow_the_content_version(client, settings):
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=2, stories=2, prefix="omicron")
+    page(client, "/topics/space/")
+    Topic.objects.create(name="Oceans", slug="oceans")
+    Topic.objects.filter(slug="space").update(name="Outer Space")
+    versioning.bump()
+    html = page(client, "/topics/space/")
+    assert '<a href="/topics/oceans/">Oceans</a>' in html
+    assert "<h1>Outer Space</h1>" in html
+
+
+def test_remembered_addresses_follow_the_script_prefix():
+    from django.urls import set_script_prefix
+
+    from articles.links import named_url, object_url
+
+    assert object_url("articles:topic", "slug", "space") == "/topics/space/"
+    set_script_prefix("/news/")
+    try:
+        assert object_url("articles:topic", "slug", "space") == "/news/topics/space/"
+        assert named_url("articles:feeds") == "/news/feeds/"
+    finally:
+        set_script_prefix("/")
+    assert object_url("articles:topic", "slug", "space") == "/topics/space/"
+
+
+@pytest.mark.django_db
 def test_no_entry_cache_renders_every_entry_fresh(client, settings):
     settings.PAGE_CACHE_SECONDS = 600
     settings.ENTRY_CACHE_SECONDS = 0
