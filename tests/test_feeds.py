@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from articles import feeds, versioning
+from articles import conditional, feeds, versioning
 from articles.models import Article, ClusterAlias
 from tests import feeds_data as data
 
@@ -246,6 +246,19 @@ def test_not_modified_answers_without_rendering(
     # The next poll under the same content version reuses the remembered validators.
     with django_assert_max_num_queries(4):
         assert client.get(url, headers={"if-none-match": etag}).status_code == 304
+
+
+@pytest.mark.parametrize("scope", ["topic", "provider"])
+def test_topic_and_outlet_validators_read_only_the_content_version(
+    news, scope, django_assert_num_queries
+):
+    obj = {"topic": news["ai"], "provider": news["verge"]}[scope]
+    validators = getattr(conditional, f"{scope}_validators")
+    with django_assert_num_queries(1):
+        first = validators(obj)
+    assert first.last_modified == versioning.current().changed_at
+    versioning.bump()
+    assert validators(obj).etag != first.etag
 
 
 def test_feed_query_count_does_not_grow_with_items(client, news, django_assert_max_num_queries):
