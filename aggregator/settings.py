@@ -71,6 +71,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Feeds only (never pages with CSRF tokens); outside the response cache, which
+    # keeps plain bodies for readers that do not accept gzip.
+    "aggregator.middleware.FeedGZipMiddleware",
     # Outside sessions and auth, so a cache hit costs no session or user lookup.
     "aggregator.middleware.AnonymousCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
