@@ -71,6 +71,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Feeds only (never pages with CSRF tokens); outside the response cache, which
+    # keeps plain bodies for readers that do not accept gzip.
+    "aggregator.middleware.FeedGZipMiddleware",
     # Outside sessions and auth, so a cache hit costs no session or user lookup.
     "aggregator.middleware.AnonymousCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -154,6 +157,12 @@ else:
 # content version in every key makes a publish visible on all app servers at
 # once, so this only bounds how long unused entries occupy memory. 0 disables.
 PAGE_CACHE_SECONDS = int(os.environ.get("PAGE_CACHE_SECONDS", 0 if DEBUG else 600))
+# Rendered list entries (articles.views.cluster_entries), shared by every list that
+# shows a cluster, under the same content version. Separate from the page cache:
+# a site that turns whole pages off (or a page that misses after a publish) still
+# renders each entry once per version. Entries carry relative times ("3 hours
+# ago"), so they are not kept long. 0 disables.
+ENTRY_CACHE_SECONDS = int(os.environ.get("ENTRY_CACHE_SECONDS", 0 if DEBUG else 600))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

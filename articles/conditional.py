@@ -1,9 +1,11 @@
 """Conditional GET for feeds and the API: validators first, rendering only when needed.
 
-Pollers repeat the same request every few minutes. The validators of a scope
-come from aggregate queries over ``updated_at`` columns, computed once per
-content version and then read from the cache, so a repeat that has not changed
-answers 304 without loading a single item.
+Pollers repeat the same request every few minutes. The validators of a topic or
+an outlet, whose stories grow with the site, come from the shared content
+version row alone; those of a cluster come from aggregate queries over
+``updated_at`` columns, computed once per content version and then read from
+the cache. Either way a repeat that has not changed answers 304 without loading
+a single item.
 
 Stories and clusters that *left* a scope (unpublished, merged away) still count
 towards its newest change: the aggregates run over every row that touches the
@@ -23,7 +25,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date
 
 from . import versioning
-from .models import Article, ArticleTopic, Cluster
+from .models import Article, Cluster
 
 # How long shared caches and feed readers may reuse a response without asking.
 MAX_AGE = 300
@@ -82,25 +84,28 @@ def remembered(key, moments):
     return validators
 
 
+def versioned(key, row):
+    """Validators for a scope that change with the shared content version.
+
+    One primary-key read whatever the scope's size: every public change bumps
+    the version (and moves ``changed_at`` forward), so a publish, an unpublish
+    or a merge always changes them and ``Last-Modified`` never goes backwards.
+    The price: a publish anywhere changes them, so a poller refetches a scope
+    that may not have changed, at most once per publish.
+    """
+    version = versioning.current()
+    return Validators.of(key, [version.changed_at, row.updated_at], version.version)
+
+
 def topic_validators(topic):
-    """A topic and its child topics: every story carrying one of them, and their clusters."""
-
-    def moments():
-        rows = ArticleTopic.objects.filter(topic_id__in=topic.descendant_ids())
-        return [
-            topic.updated_at,
-            *newest(rows, "article__updated_at", "article__cluster__updated_at"),
-        ]
-
-    return remembered(f"topic:{topic.pk}", moments)
+    """A topic and its child topics. An aggregate over their stories grew with the
+    topic and ran on every reader's first poll after each load."""
+    return versioned(f"topic:{topic.pk}", topic)
 
 
 def provider_validators(provider):
-    def moments():
-        stories = Article.objects.filter(provider=provider)
-        return [provider.updated_at, *newest(stories, "updated_at", "cluster__updated_at")]
-
-    return remembered(f"provider:{provider.pk}", moments)
+    """An outlet's stories: as topics, they grow with the site."""
+    return versioned(f"provider:{provider.pk}", provider)
 
 
 def cluster_validators(cluster):

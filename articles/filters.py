@@ -5,14 +5,17 @@ list as if unfiltered (``ListFilter.results``), never a server error.
 """
 
 import datetime
+import functools
+import html
+from collections import Counter
 
 import django_filters
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Exists, OuterRef
-from django.forms.utils import flatatt
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
 from .models import Article, Provider
 
@@ -25,12 +28,54 @@ EARLIEST_DATE = datetime.date(1990, 1, 1)
 LATEST_DATE = datetime.date(2099, 12, 31)
 MAX_QUALITY = 10_000
 
+# The outlet menu offers the outlets with the most stories among a list's newest
+# clusters, so its size and cost stay flat however many outlets the site holds.
+OUTLET_SAMPLE_CLUSTERS = 200
+MAX_OUTLET_CHOICES = 40
+
 
 class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
-class DateInput(forms.DateInput):
+def esc(value):
+    """``conditional_escape()`` without its check for lazy arguments: these run per option."""
+    if hasattr(value, "__html__"):
+        return value.__html__()
+    return html.escape(str(value))
+
+
+def plain_attrs(attrs):
+    """HTML attributes in their given order, as Django's ``attrs.html`` renders them."""
+    return "".join(
+        f" {esc(name)}" if value is True else f' {esc(name)}="{esc(value)}"'
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
+# The widgets and labels of the filter form are built in Python (every value passes
+# through ``esc``), as Django's templates would render them: Django renders two
+# templates per widget and one per option, which cost as much as the rest of a
+# list page.
+
+
+class PlainInput:
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        value = widget["value"]
+        shown = f' value="{esc(value)}"' if value is not None else ""
+        return mark_safe(  # noqa: S308 - escaped above
+            f'<input type="{esc(widget["type"])}" name="{esc(name)}"{shown}'
+            f"{plain_attrs(widget['attrs'])}>"
+        )
+
+
+class NumberInput(PlainInput, forms.NumberInput):
+    pass
+
+
+class DateInput(PlainInput, forms.DateInput):
     """A native date picker that renders an unparseable value as empty (it cannot show one)."""
 
     input_type = "date"
@@ -44,25 +89,39 @@ class DateInput(forms.DateInput):
         return super().format_value(value)
 
 
-class OutletSelect(forms.Select):
-    """The outlet list built in Python: Django renders a template per option, which cost
-    more than the rest of a list page with a few dozen outlets."""
+class PlainSelect(forms.Select):
+    """``menu``, when set, is a function giving the options (called once per render)."""
+
+    menu = None
+
+    def options(self):
+        return self.menu() if self.menu is not None else list(self.choices)
+
+    def use_required_attribute(self, initial):
+        # Select's own check iterates the choices; a menu is read once, in render().
+        return False if self.menu is not None else super().use_required_attribute(initial)
 
     def render(self, name, value, attrs=None, renderer=None):
         chosen = "" if value is None else str(value)
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            (
-                (key, " selected" if str(key) == chosen else "", label)
-                for key, label in self.choices
-            ),
+        options = "".join(
+            f'<option value="{esc(key)}"{" selected" if str(key) == chosen else ""}>'
+            f"{esc(label)}</option>"
+            for key, label in self.options()
         )
-        attrs = flatatt(self.build_attrs(self.attrs, attrs))
-        return format_html('<select name="{}"{}>{}</select>', name, attrs, options)
+        attrs = plain_attrs(self.build_attrs(self.attrs, attrs))
+        return mark_safe(f'<select name="{esc(name)}"{attrs}>{options}</select>')  # noqa: S308
 
 
 class ListFilterForm(forms.Form):
+    def render(self, template_name=None, context=None, renderer=None):
+        if template_name == self.template_name_label and context is not None:
+            if not context["use_tag"]:
+                return conditional_escape(context["label"])
+            tag = context["tag"]
+            attrs = plain_attrs(context["attrs"] or {})
+            return mark_safe(f"<{tag}{attrs}>{esc(context['label'])}</{tag}>")  # noqa: S308
+        return super().render(template_name, context, renderer)
+
     def clean(self):
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
@@ -95,10 +154,14 @@ class ListFilter(django_filters.FilterSet):
         method="filter_quality",
         min_value=0,
         max_value=MAX_QUALITY,
-        widget=forms.NumberInput(attrs={"min": 0, "max": MAX_QUALITY, "step": 1}),
+        widget=NumberInput(attrs={"min": 0, "max": MAX_QUALITY, "step": 1}),
     )
     sort = django_filters.ChoiceFilter(
-        label="Sort", choices=SORT_CHOICES, empty_label=None, method="filter_nothing"
+        label="Sort",
+        choices=SORT_CHOICES,
+        empty_label=None,
+        method="filter_nothing",
+        widget=PlainSelect,
     )
 
     date_field = "published_at"
@@ -147,8 +210,31 @@ class ListFilter(django_filters.FilterSet):
         return queryset.order_by(*self.orderings[self.chosen_sort])
 
 
+@functools.cache
+def _visible_outlets():
+    visible = Article.objects.coverage_visible().filter(provider=OuterRef("pk"))
+    return Provider.objects.filter(Exists(visible))
+
+
+def visible_outlets():
+    """Outlets with visible coverage, so a filter leaks nothing unpublished.
+
+    Built once per process (building it cost more than running it); each
+    caller gets its own copy.
+    """
+    return _visible_outlets().all()
+
+
 class ClusterFilter(ListFilter):
-    """Home page clusters. Also usable over ``ClusterTopic`` rows via ``cluster_path``."""
+    """Home page clusters. Also usable over ``ClusterTopic`` rows via ``cluster_path``.
+
+    Any outlet with visible coverage is a valid choice (one indexed lookup when
+    chosen), but the menu lists only ``outlet_choices()``: the outlets most
+    present in this list's newest clusters, by name. ``outlets``, a function,
+    supplies them instead (the views cache them per content version); it runs
+    only when the form is rendered. A chosen outlet outside them is added so the
+    form still shows what is applied.
+    """
 
     provider = django_filters.ModelChoiceFilter(
         label="Outlet",
@@ -156,18 +242,57 @@ class ClusterFilter(ListFilter):
         to_field_name="domain",
         empty_label="All outlets",
         method="filter_provider",
-        widget=OutletSelect,
+        widget=PlainSelect,
     )
 
     cluster_path = ""
     cluster_key = "pk"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, outlets=None, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only outlets with visible coverage, so the list leaks nothing unpublished.
-        visible = Article.objects.coverage_visible().filter(provider=OuterRef("pk"))
-        self.filters["provider"].queryset = Provider.objects.filter(Exists(visible))
-        self.form.fields["provider"].queryset = self.filters["provider"].queryset
+        self.filters["provider"].queryset = visible_outlets()
+        field = self.form.fields["provider"]
+        field.queryset = self.filters["provider"].queryset
+        self._outlets, self._outlet_list = outlets, None
+        # The menu replaces the queryset's choices (every outlet) when the form is rendered.
+        field.widget.menu = self.outlet_menu
+
+    @classmethod
+    def outlet_choices(cls, queryset):
+        """[(domain, name)] of the outlets with the most visible stories in the newest
+        ``OUTLET_SAMPLE_CLUSTERS`` clusters of ``queryset``, at most ``MAX_OUTLET_CHOICES``,
+        sorted by name. One query, bounded by the sample whatever the list's length."""
+        newest = queryset.order_by(*cls.orderings[SORT_LATEST]).values(cls.cluster_key)[
+            :OUTLET_SAMPLE_CLUSTERS
+        ]
+        # Counted here rather than by the database: the sample is small, and list
+        # queries stay free of COUNT (pages never count their rows).
+        counts = Counter(
+            Article.objects.coverage_visible()
+            .filter(cluster_id__in=newest, provider__isnull=False)
+            .values_list("provider__domain", "provider__name")
+        )
+        top = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+        outlets = [outlet for outlet, _ in top[:MAX_OUTLET_CHOICES]]
+        return sorted(outlets, key=lambda o: ((o[1] or o[0]).casefold(), o[0]))
+
+    def outlet_menu(self):
+        # Called lazily (only a rendered form needs it) and possibly more than once.
+        if self._outlet_list is None:
+            find = self._outlets or (lambda: self.outlet_choices(self.queryset))
+            self._outlet_list = find()
+        choices = [(domain, name or domain) for domain, name in self._outlet_list]
+        chosen = self.chosen_outlet
+        if chosen is not None and chosen.domain not in {domain for domain, _ in choices}:
+            choices.append((chosen.domain, str(chosen)))
+            choices.sort(key=lambda o: (o[1].casefold(), o[0]))
+        return [("", self.filters["provider"].extra.get("empty_label", "All outlets")), *choices]
+
+    @property
+    def chosen_outlet(self):
+        if self.is_bound and self.is_valid():
+            return self.form.cleaned_data.get("provider")
+        return None
 
     @property
     def quality_field(self):

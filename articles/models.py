@@ -8,8 +8,9 @@ sitemap and API goes through ``Article.objects.published()`` /
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
+
+from .links import object_url
 
 URL_MAX_LENGTH = 2048
 SLUG_MAX_LENGTH = 255
@@ -31,7 +32,7 @@ class Provider(models.Model):
         return self.name or self.domain
 
     def get_absolute_url(self):
-        return reverse("articles:provider", kwargs={"domain": self.domain})
+        return object_url("articles:provider", "domain", self.domain)
 
 
 class ProviderImage(models.Model):
@@ -67,7 +68,7 @@ class Topic(models.Model):
         return self.name
 
     def get_absolute_url(self):
-        return reverse("articles:topic", kwargs={"slug": self.slug})
+        return object_url("articles:topic", "slug", self.slug)
 
     def descendant_ids(self):
         """This topic and every topic below it (parents include their children)."""
@@ -205,7 +206,7 @@ class Article(models.Model):
         """A story's public home is its cluster page."""
         if self.cluster_id:
             return self.cluster.get_absolute_url()
-        return reverse("articles:provider", kwargs={"domain": self.provider.domain})
+        return object_url("articles:provider", "domain", self.provider.domain)
 
     @property
     def link(self):
@@ -353,7 +354,7 @@ class Cluster(models.Model):
         return self.lead.title if self.lead_id else self.slug
 
     def get_absolute_url(self):
-        return reverse("articles:cluster", kwargs={"slug": self.slug})
+        return object_url("articles:cluster", "slug", self.slug)
 
 
 class ClusterTopic(models.Model):

@@ -1,13 +1,12 @@
 """Reader pages. Each runs a fixed number of queries whatever the size of the lists shown."""
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
-
-from aggregator.middleware import is_cacheable_request
 
 from . import versioning
 from .clustering import coverage_for, related_reading_for
@@ -26,8 +25,6 @@ TOP_ON_HOME = 5
 # Outlets named on a "More:" line before "and N more".
 MORE_OUTLETS = 5
 DIRECTORY_CACHE_SECONDS = 3600
-# Entries carry relative times ("3 hours ago"), so they are not kept for long.
-ENTRY_CACHE_SECONDS = 600
 
 
 def clusters_with_coverage(ids):
@@ -56,12 +53,16 @@ def cluster_entries(request, items, version):
     Entries are the same for every anonymous reader until content changes, so
     each is cached under the content version and shared by every list showing
     it; only the misses are loaded (the four queries of ``clusters_with_coverage``)
-    and rendered. Editors, and sites with page caching off, always get fresh ones.
+    and rendered. Editors, and sites with ``ENTRY_CACHE_SECONDS = 0``, always get
+    fresh ones. The whole-response cache (``PAGE_CACHE_SECONDS``) does not decide
+    this: a page it misses still reuses the entries.
     """
     keys = {item: f"reader:entry:v{version}:{item[0]}:h{item[1]}" for item in items}
-    use_cache = is_cacheable_request(request)
+    use_cache = shares_entries(request)
     found = cache.get_many(list(keys.values())) if use_cache else {}
     missing = [item for item in items if keys[item] not in found]
+    if not missing:
+        return {item: mark_safe(found[key]) for item, key in keys.items()}  # noqa: S308
     loaded = {c.pk: c for c in clusters_with_coverage(dict.fromkeys(pk for pk, _ in missing))}
     fresh = {
         keys[(pk, level)]: render_to_string(
@@ -71,10 +72,19 @@ def cluster_entries(request, items, version):
         if pk in loaded
     }
     if use_cache:
-        cache.set_many(fresh, ENTRY_CACHE_SECONDS)
+        cache.set_many(fresh, settings.ENTRY_CACHE_SECONDS)
     found.update(fresh)
     # Our own template's output, escaped when it was rendered.
     return {item: mark_safe(found[key]) for item, key in keys.items() if key in found}  # noqa: S308
+
+
+def shares_entries(request):
+    """Anonymous GETs share cached entries; editors (any session cookie) see fresh ones."""
+    return (
+        settings.ENTRY_CACHE_SECONDS > 0
+        and request.method == "GET"
+        and settings.SESSION_COOKIE_NAME not in request.COOKIES
+    )
 
 
 def more_line(cluster):
@@ -118,6 +128,18 @@ def build_topic_directory():
     return roots
 
 
+def cluster_filter(filter_class, request, queryset, version, scope):
+    """The list's filter; its outlet menu, the same for every reader until content
+    changes, is cached per content version and ``scope``."""
+
+    def outlets():
+        key = f"reader:outlets:v{version}:{scope}"
+        find = lambda: filter_class.outlet_choices(queryset)  # noqa: E731
+        return cache.get_or_set(key, find, DIRECTORY_CACHE_SECONDS)
+
+    return filter_class(request.GET or None, queryset=queryset, outlets=outlets)
+
+
 def list_page(request, filterset, ids_field="pk"):
     """The requested page of the ids the filter selects (404 past the end)."""
     ids = filterset.results().values_list(ids_field, flat=True)
@@ -125,7 +147,8 @@ def list_page(request, filterset, ids_field="pk"):
 
 
 def home(request):
-    filterset = ClusterFilter(request.GET or None, queryset=Cluster.objects.public())
+    version = versioning.for_request(request).version
+    filterset = cluster_filter(ClusterFilter, request, Cluster.objects.public(), version, "home")
     page = list_page(request, filterset)
     # A short front page reads better as one list than as the same stories twice.
     show_top = page.number == 1 and not filterset.active and len(page.ids) > TOP_ON_HOME
@@ -137,7 +160,6 @@ def home(request):
     top = [(pk, 2) for pk in top_ids]
     # Stories already shown as top stories are not repeated below them.
     latest = [(pk, 3 if top else 2) for pk in page.ids if pk not in top_ids]
-    version = versioning.for_request(request).version
     entries = cluster_entries(request, top + latest, version)
     return render(
         request,
@@ -158,17 +180,17 @@ def topic_list(request):
 
 
 def topic_detail(request, slug):
-    topic = get_object_or_404(Topic.objects.select_related("parent"), slug=slug)
-    rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
-    filterset = TopicClusterFilter(request.GET or None, queryset=rows)
-    page = list_page(request, filterset, ids_field="cluster_id")
     version = versioning.for_request(request).version
+    topic, children = topic_and_children(slug, version)
+    rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
+    filterset = cluster_filter(TopicClusterFilter, request, rows, version, f"topic:{topic.pk}")
+    page = list_page(request, filterset, ids_field="cluster_id")
     return render(
         request,
         "articles/topic.html",
         {
             "topic": topic,
-            "children": topic.children.order_by("name"),
+            "children": children,
             "entries": list(
                 cluster_entries(request, [(pk, 2) for pk in page.ids], version).values()
             ),
@@ -176,6 +198,21 @@ def topic_detail(request, slug):
             "filter": filterset,
         },
     )
+
+
+def topic_and_children(slug, version):
+    """The topic (its parent selected) and its child topics by name, or a 404.
+
+    The same for every request until content changes, so kept under the content
+    version: two queries fewer on every topic page.
+    """
+    key = f"reader:topic:v{version}:{slug}"
+    found = cache.get(key)
+    if found is None:
+        topic = get_object_or_404(Topic.objects.select_related("parent"), slug=slug)
+        found = (topic, list(topic.children.order_by("name")))
+        cache.set(key, found, DIRECTORY_CACHE_SECONDS)
+    return found
 
 
 def cluster_context(cluster, members=None):

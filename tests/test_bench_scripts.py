@@ -218,7 +218,7 @@ def test_serve_json_measures_every_page(tmp_path):
     )
     (result,) = report["results"]
     assert report["benchmark"] == "serve"
-    for mode in ("cached", "uncached"):
+    for mode in ("cached", "uncached", "cold"):
         pages = result["modes"][mode]["pages"]
         assert set(pages) >= {"trivial", "home", "topic", "topic_deep", "cluster"}
         assert pages["trivial"]["errors"] == 0

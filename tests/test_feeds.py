@@ -1,5 +1,6 @@
 """Feeds for every scope and format: validity, visibility, stable guids, conditional GET."""
 
+import gzip
 import json
 import xml.etree.ElementTree as ET
 
@@ -8,7 +9,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from articles import feeds, versioning
+from articles import conditional, feeds, versioning
 from articles.models import Article, ClusterAlias
 from tests import feeds_data as data
 
@@ -246,6 +247,37 @@ def test_not_modified_answers_without_rendering(
     # The next poll under the same content version reuses the remembered validators.
     with django_assert_max_num_queries(4):
         assert client.get(url, headers={"if-none-match": etag}).status_code == 304
+
+
+@pytest.mark.parametrize("scope", ["topic", "provider"])
+def test_topic_and_outlet_validators_read_only_the_content_version(
+    news, scope, django_assert_num_queries
+):
+    obj = {"topic": news["ai"], "provider": news["verge"]}[scope]
+    validators = getattr(conditional, f"{scope}_validators")
+    with django_assert_num_queries(1):
+        first = validators(obj)
+    assert first.last_modified == versioning.current().changed_at
+    versioning.bump()
+    assert validators(obj).etag != first.etag
+
+
+def test_feeds_are_gzipped_for_readers_that_accept_it_and_pages_never(client, news, settings):
+    settings.PAGE_CACHE_SECONDS = 600
+    url = feed_url(news, "topic", "rss")
+    plain = client.get(url)
+    assert "Content-Encoding" not in plain
+    packed = client.get(url, headers={"accept-encoding": "gzip"})
+    assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
+    assert gzip.decompress(packed.content) == plain.content
+    assert packed["ETag"] == f"W/{plain['ETag']}"
+    # The cached copy stays plain for readers without gzip; the weak tag still matches.
+    assert "Content-Encoding" not in client.get(url)
+    again = client.get(url, headers={"accept-encoding": "gzip", "if-none-match": packed["ETag"]})
+    assert again.status_code == 304
+    # Pages carry CSRF tokens on forms: never compressed (BREACH).
+    home = client.get("/", headers={"accept-encoding": "gzip"})
+    assert home.status_code == 200 and "Content-Encoding" not in home
 
 
 def test_feed_query_count_does_not_grow_with_items(client, news, django_assert_max_num_queries):

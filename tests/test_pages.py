@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 
 from articles import versioning
 from articles.clustering import refresh_clusters
+from articles.filters import MAX_OUTLET_CHOICES
 from articles.models import (
     Article,
     ArticleImage,
     ArticleTopic,
     Cluster,
     ClusterAlias,
+    ClusterTopic,
     Provider,
     ProviderImage,
     RelatedListing,
@@ -36,8 +38,9 @@ HOSTILE = '</script><script>alert("x")</script> ]]> \'single\' & "double" <b>bol
 
 @pytest.fixture(autouse=True)
 def plain_pages(settings):
-    """Pages straight from the views: no whole-response cache, no static manifest needed."""
+    """Pages straight from the views: no response or entry cache, no static manifest needed."""
     settings.PAGE_CACHE_SECONDS = 0
+    settings.ENTRY_CACHE_SECONDS = 0
     # Tests build rows directly, without the content-version bump a load makes.
     cache.clear()
     settings.STORAGES = {
@@ -152,6 +155,57 @@ def test_invalid_filters_show_an_error_and_the_unfiltered_list(client, query, me
     assert message in html
     assert "Some filters could not be used" in html
     assert len(headlines(html)) == 3
+
+
+def outlet_options(html):
+    select = re.search(r'<select name="provider"[^>]*>(.*?)</select>', html, re.S).group(1)
+    return re.findall(r'<option value="([^"]*)"', select)
+
+
+@pytest.mark.django_db
+def test_a_topic_offers_its_own_outlets(client):
+    build_world(clusters=2, stories=3, prefix="alpha")
+    beta = build_world(clusters=2, stories=3, prefix="beta")
+    sports = Topic.objects.create(name="Sports", slug="sports")
+    rows = ClusterTopic.objects.filter(cluster__in=beta["clusters"])
+    rows.filter(topic__slug="science").delete()
+    rows.update(topic=sports)
+    assert outlet_options(page(client, "/topics/space/")) == [""] + [
+        f"alpha-outlet{j}.example" for j in range(3)
+    ]
+    assert outlet_options(page(client, "/topics/sports/")) == [""] + [
+        f"beta-outlet{j}.example" for j in range(3)
+    ]
+    # The home page samples every list.
+    assert len(outlet_options(page(client, "/"))) == 7
+
+
+@pytest.mark.django_db
+def test_the_outlet_menu_is_capped_yet_any_covering_outlet_filters(client):
+    outlets = MAX_OUTLET_CHOICES + 5
+    build_world(clusters=2, stories=outlets, prefix="many")
+    # The first half of each cluster's stories are published, the rest related-only:
+    # all count, and ties go by domain.
+    html = page(client, "/topics/space/")
+    assert len(outlet_options(html)) == MAX_OUTLET_CHOICES + 1
+    left_out = next(
+        f"many-outlet{j}.example"
+        for j in range(outlets)
+        if f"many-outlet{j}.example" not in outlet_options(html)
+    )
+    html = page(client, f"/topics/space/?provider={left_out}")
+    assert "Some filters could not be used" not in html
+    assert f'<option value="{left_out}" selected>' in html
+    assert len(headlines(html)) == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["since", "quality", "provider", "sort"])
+def test_filter_values_are_escaped_when_shown_back(client, field):
+    build_world(clusters=1, stories=2, prefix="nu")
+    html = page(client, "/topics/space/?" + urlencode({field: HOSTILE}))
+    assert "Some filters could not be used" in html
+    assert "<script>alert" not in html and "<b>bold</b>" not in html
 
 
 # -- Missing pages --------------------------------------------------------------------------
@@ -443,7 +497,7 @@ def test_times_carry_their_moment_and_a_relative_label(age, label):
 def test_list_entries_are_shared_from_the_cache_until_content_changes(
     client, settings, django_assert_max_num_queries
 ):
-    settings.PAGE_CACHE_SECONDS = 600
+    settings.ENTRY_CACHE_SECONDS = 600
     world = build_world(clusters=3, stories=3, prefix="kappa")
     page(client, "/topics/space/")
     Article.objects.filter(pk=world["articles"][0].pk).update(title="Kappa renamed")
@@ -457,3 +511,68 @@ def test_list_entries_are_shared_from_the_cache_until_content_changes(
     Article.objects.filter(pk=world["articles"][0].pk).update(title="Kappa edited again")
     client.cookies[settings.SESSION_COOKIE_NAME] = "editor-session"
     assert "Kappa edited again" in page(client, "/topics/space/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page_seconds", [0, 600])
+def test_entries_are_shared_whether_or_not_whole_pages_are_cached(
+    client, settings, django_assert_max_num_queries, page_seconds
+):
+    settings.PAGE_CACHE_SECONDS = page_seconds
+    settings.ENTRY_CACHE_SECONDS = 600
+    world = build_world(clusters=3, stories=3, prefix="lambda")
+    page(client, "/topics/space/")
+    Article.objects.filter(pk=world["articles"][0].pk).update(title="Lambda renamed")
+    with django_assert_max_num_queries(7):
+        assert "Lambda renamed" not in page(client, "/topics/science/")
+
+
+@pytest.mark.django_db
+def test_a_warm_topic_page_reads_only_the_version_and_its_ids(
+    client, settings, django_assert_max_num_queries
+):
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=3, stories=3, prefix="xi")
+    page(client, "/topics/space/")
+    # Topic, child topics, menu, outlets and entries all come from the cache.
+    with django_assert_max_num_queries(2):
+        page(client, "/topics/space/")
+
+
+@pytest.mark.django_db
+def test_topics_and_the_menu_follow_the_content_version(client, settings):
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=2, stories=2, prefix="omicron")
+    page(client, "/topics/space/")
+    Topic.objects.create(name="Oceans", slug="oceans")
+    Topic.objects.filter(slug="space").update(name="Outer Space")
+    versioning.bump()
+    html = page(client, "/topics/space/")
+    assert '<a href="/topics/oceans/">Oceans</a>' in html
+    assert "<h1>Outer Space</h1>" in html
+
+
+def test_remembered_addresses_follow_the_script_prefix():
+    from django.urls import set_script_prefix
+
+    from articles.links import named_url, object_url
+
+    assert object_url("articles:topic", "slug", "space") == "/topics/space/"
+    set_script_prefix("/news/")
+    try:
+        assert object_url("articles:topic", "slug", "space") == "/news/topics/space/"
+        assert named_url("articles:feeds") == "/news/feeds/"
+    finally:
+        set_script_prefix("/")
+    assert object_url("articles:topic", "slug", "space") == "/topics/space/"
+
+
+@pytest.mark.django_db
+def test_no_entry_cache_renders_every_entry_fresh(client, settings):
+    settings.PAGE_CACHE_SECONDS = 600
+    settings.ENTRY_CACHE_SECONDS = 0
+    world = build_world(clusters=3, stories=3, prefix="mu")
+    page(client, "/topics/space/")
+    Article.objects.filter(pk=world["articles"][0].pk).update(title="Mu renamed")
+    # A different page (the whole-response cache keys on the address) renders anew.
+    assert "Mu renamed" in page(client, "/topics/science/")

@@ -293,6 +293,7 @@ def test_pages_keep_answering_on_sqlite_while_a_large_load_writes(tmp_path, corp
         REDIS_URL="",
         # Every request reads the database: the point is readers beside a writer.
         PAGE_CACHE_SECONDS="0",
+        ENTRY_CACHE_SECONDS="0",
         GUNICORN_THREADS="2",
     )
     prepare_site(env)

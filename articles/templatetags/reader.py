@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.core.cache import cache
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
@@ -13,10 +15,14 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from .. import versioning
+from ..links import named_url
 from ..models import Topic
 
 register = template.Library()
 
+# Unused menus only occupy memory: a new content version never reads an old one.
+NAV_CACHE_SECONDS = 3600
 # Escapes that keep JSON inert inside <script> (as Django's json_script does).
 JSON_SCRIPT_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
 
@@ -127,6 +133,18 @@ def timestamp(value, precise=False):
     return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), full, label)
 
 
+@register.simple_tag
+def cached_url(name, **kwargs):
+    """``{% url name key=value as var %}`` without a ``reverse()`` per use (articles.links).
+
+    Like ``{% url ... as var %}``, an address that cannot be formed is empty.
+    """
+    try:
+        return named_url(name, **kwargs)
+    except NoReverseMatch:
+        return ""
+
+
 @register.simple_tag(takes_context=True)
 def query_url(context, **changes):
     """This page's query string with ``changes`` applied.
@@ -181,10 +199,24 @@ def news_article(context, lead, cluster):
     return jsonld(data)
 
 
-@register.inclusion_tag("articles/_topic_nav.html")
-def topic_nav():
-    """The top-level topics for the site navigation (one query)."""
-    return {"nav_topics": Topic.objects.filter(parent__isnull=True).order_by("name")}
+@register.simple_tag(takes_context=True)
+def topic_nav(context):
+    """The top-level topics for the site navigation (one query).
+
+    Every page shows the same menu until content changes, so its HTML is shared
+    under the content version (topics change only through loads and editors'
+    edits, which bump it).
+    """
+    request = context.get("request")
+    if request is None:
+        return render_topic_nav()
+    key = f"reader:topic-nav:v{versioning.for_request(request).version}"
+    return mark_safe(cache.get_or_set(key, render_topic_nav, NAV_CACHE_SECONDS))  # noqa: S308
+
+
+def render_topic_nav():
+    topics = Topic.objects.filter(parent__isnull=True).order_by("name")
+    return render_to_string("articles/_topic_nav.html", {"nav_topics": topics})
 
 
 @register.simple_tag(takes_context=True)
