@@ -731,6 +731,7 @@ def update_for_articles(article_ids):
     article_ids = set(article_ids)
     if not article_ids:
         return
+    versioning.hold()
     overrides = _overrides()
     if len(article_ids) > BULK_LOAD_STORIES:
         # A bulk load: one pass over everything beats a neighbourhood query per story.
@@ -753,6 +754,7 @@ def update_for_articles(article_ids):
 @transaction.atomic
 def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
+    versioning.hold()
     touched = _rebuild(_overrides())
     refresh_clusters(Cluster.objects.values_list("pk", flat=True))
     return len(touched)
@@ -1105,6 +1107,7 @@ def _representative(cluster):
 @transaction.atomic
 def merge_clusters(cluster_a, cluster_b, user, reason=""):
     """Put two clusters' stories together for good; returns the merged cluster."""
+    versioning.hold()
     first, second = _representative(cluster_a), _representative(cluster_b)
     if first is None or second is None or first.cluster_id == second.cluster_id:
         return Cluster.objects.get(pk=first.cluster_id) if first else cluster_a
@@ -1135,6 +1138,7 @@ def merge_clusters(cluster_a, cluster_b, user, reason=""):
 @transaction.atomic
 def split_article(article, user, reason=""):
     """Take a story out of its cluster into one of its own, for good; returns that cluster."""
+    versioning.hold()
     old_slug = Cluster.objects.filter(pk=article.cluster_id).values_list("slug", flat=True).first()
     ClusterOverride.objects.create(
         kind=ClusterOverride.KIND_SPLIT, article=article, created_by=user, reason=reason

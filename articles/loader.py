@@ -1191,6 +1191,8 @@ def load(paths, *, dry_run=False, progress=None):
     check_paths(paths)
     result = LoadResult()
     with transaction.atomic():
+        # Before any write: a concurrent load waits here rather than deadlocking later.
+        versioning.hold()
         cluster_ids = set()
         for batch, prepared in _prepared_batches(_batches(iter_sources(paths))):
             cluster_ids |= _load_batch(prepared, result)

@@ -23,6 +23,16 @@ def bump():
         ContentVersion.objects.get_or_create(pk=ROW_ID, defaults={"changed_at": now})
 
 
+def hold():
+    """Keep the content version row locked until the transaction ends.
+
+    Loads, rebuilds and editors' merges regroup clusters; two side by side would
+    both claim the same permalinks or undo each other's moves. SQLite's IMMEDIATE
+    transactions already take turns; on PostgreSQL this row lock makes them.
+    """
+    list(ContentVersion.objects.select_for_update().filter(pk=ROW_ID).values_list("pk"))
+
+
 def current():
     """The current ``ContentVersion`` row."""
     row = ContentVersion.objects.filter(pk=ROW_ID).first()

@@ -336,3 +336,60 @@ def test_pages_keep_answering_on_sqlite_while_a_large_load_writes(tmp_path, corp
     assert not failures, failures[:10]
     # The readers really overlapped the load (a load too quick to overlap proves nothing).
     assert len(answered) >= 20, (len(answered), output)
+
+
+WAITING_FOR_THE_ROW = """
+SELECT pid FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'
+  AND query LIKE 'SELECT %%articles_contentversion%%FOR UPDATE%%'
+"""
+# A load that had written stories would hold this lock on their table.
+WROTE_STORIES = """
+SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation
+WHERE pg_locks.pid = %s AND pg_class.relname = 'articles_article'
+  AND pg_locks.mode = 'RowExclusiveLock'
+"""
+
+
+def test_loads_on_postgresql_take_turns_instead_of_racing(tmp_path, corpus):
+    """Two loads regrouping at once would claim the same cluster permalinks."""
+    skip_unless_shared_services_answer()
+    recreate_database()
+    env = site_env(tmp_path, DATABASE_URL=SCALEOUT_DATABASE_URL, REDIS_URL=SCALEOUT_REDIS_URL)
+    prepare_site(env)
+
+    def start_load(*paths):
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "load_seeds", *map(str, paths)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    # An editor's merge (or another load) holds the row: a load waits for it before writing.
+    with psycopg.connect(SCALEOUT_DATABASE_URL, autocommit=False) as editor:
+        editor.execute("SELECT id FROM articles_contentversion FOR UPDATE")
+        load = start_load(corpus / "news-ai")
+        with psycopg.connect(SCALEOUT_DATABASE_URL, autocommit=True) as watcher:
+            waiting = []
+            for _ in range(600):
+                waiting = watcher.execute(WAITING_FOR_THE_ROW, ()).fetchall()
+                if waiting or load.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert load.poll() is None, load.communicate()[0]
+            assert len(waiting) == 1
+            assert watcher.execute(WROTE_STORIES, waiting[0]).fetchone()[0] == 0
+        editor.rollback()
+    output, _ = load.communicate(timeout=600)
+    assert load.returncode == 0, output
+
+    # Two loads of overlapping files at once: both succeed, and the clusters are a rebuild's.
+    first = start_load(corpus / "news-ai", REPO / "seeds")
+    second = start_load(REPO / "seeds", corpus / "news-ai")
+    for process in (first, second):
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, output
+    assert "0 changed membership" in manage(env, "recluster")
