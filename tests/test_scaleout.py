@@ -76,6 +76,18 @@ def manage(env, *args, timeout=600):
     return result.stdout
 
 
+def start_load(env, *paths):
+    """``manage.py load_seeds`` in the background, its output kept for the assertion message."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "load_seeds", *map(str, paths)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def prepare_site(env):
     manage(env, "migrate", "--noinput", "--verbosity", "0")
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
@@ -305,14 +317,7 @@ def test_pages_keep_answering_on_sqlite_while_a_large_load_writes(tmp_path, corp
     paths = [reverse("articles:home"), reverse("articles:feed_all_rss"), "/healthz"]
     failures, answered = [], []
     with gunicorn_server(env, tmp_path / "server.log") as base:
-        load = subprocess.Popen(
-            [sys.executable, "manage.py", "load_seeds", *map(str, news_files)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        load = start_load(env, *news_files)
 
         def read_pages():
             browser = Browser(base)
@@ -358,20 +363,10 @@ def test_loads_on_postgresql_take_turns_instead_of_racing(tmp_path, corpus):
     env = site_env(tmp_path, DATABASE_URL=SCALEOUT_DATABASE_URL, REDIS_URL=SCALEOUT_REDIS_URL)
     prepare_site(env)
 
-    def start_load(*paths):
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "load_seeds", *map(str, paths)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
     # An editor's merge (or another load) holds the row: a load waits for it before writing.
     with psycopg.connect(SCALEOUT_DATABASE_URL, autocommit=False) as editor:
         editor.execute("SELECT id FROM articles_contentversion FOR UPDATE")
-        load = start_load(corpus / "news-ai")
+        load = start_load(env, corpus / "news-ai")
         with psycopg.connect(SCALEOUT_DATABASE_URL, autocommit=True) as watcher:
             waiting = []
             for _ in range(600):
@@ -387,8 +382,8 @@ def test_loads_on_postgresql_take_turns_instead_of_racing(tmp_path, corpus):
     assert load.returncode == 0, output
 
     # Two loads of overlapping files at once: both succeed, and the clusters are a rebuild's.
-    first = start_load(corpus / "news-ai", REPO / "seeds")
-    second = start_load(REPO / "seeds", corpus / "news-ai")
+    first = start_load(env, corpus / "news-ai", REPO / "seeds")
+    second = start_load(env, REPO / "seeds", corpus / "news-ai")
     for process in (first, second):
         output, _ = process.communicate(timeout=600)
         assert process.returncode == 0, output
