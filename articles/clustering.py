@@ -1062,6 +1062,7 @@ def _rebuild(overrides):
                 labels.update(orphans.add(story))
             else:
                 labels[story.pk] = label
+    ahead.close()  # the file-backed stories after the last related-only one are not needed
     labels.update(orphans.finish())
     _join(labels, orphans.late_pairs(related_only))
 
