@@ -34,6 +34,7 @@ from bench.common import (
     machine,
     median,
     parse_sizes,
+    peak_rss_mb,
     progress_printer,
     reset_database,
     run_measured,
@@ -108,6 +109,7 @@ def run_step(step, folder):
         started = time.perf_counter()
         figures = parse_floor(folder)
         figures["seconds"] = time.perf_counter() - started
+    figures["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(figures))
 
 

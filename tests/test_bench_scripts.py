@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import table
+from bench.common import run_measured, table
 from bench.ingest import targets as ingest_targets
 from bench.serve import parse_wrk
 from bench.serve import targets as serve_targets
@@ -162,6 +162,21 @@ def test_serve_targets_flag_what_is_missed():
     assert verdicts["N=100000: 304 feed path >= 80% of trivial"] == "MISSED"
     assert verdicts["N=100000: 0 errors"] == "MISSED"
     assert verdicts["uncached topic p99 at N=100000 <= 1.5 x N=1000"] == "MISSED"
+
+
+def test_a_step_reports_its_own_peak_memory_not_its_parents():
+    """Linux carries ru_maxrss across exec: wait4 alone would report this process's size."""
+    ballast = bytearray(200 * 2**20)
+    for offset in range(0, len(ballast), 4096):
+        ballast[offset] = 1
+    script = (
+        "import json; from bench.common import peak_rss_mb; "
+        "print(json.dumps({'peak_rss_mb': peak_rss_mb()}))"
+    )
+    figures, rss = run_measured([sys.executable, "-c", script])
+    assert figures == {}
+    assert 0 < rss < 100, rss
+    del ballast
 
 
 def test_table_aligns_columns():
