@@ -817,6 +817,7 @@ class _Sweep:
         self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
         self.listed_by = defaultdict(list)  # pk -> stories listing it
         self.open = {}  # pk -> story, until its component closes
+        self.own_weights = {}  # pk -> CandidateIndex.own_weights of an indexed open story
         self.parent, self.members, self.reach = {}, {}, {}
         self.closing = []  # heap of (reach, root)
         # hash(copy key) -> every story id with it: copies further apart than the
@@ -867,15 +868,13 @@ class _Sweep:
             else:
                 self._scan(self.title_postings, token, low, 1, shared_title)
                 self._scan(self.title_name_postings, token, low, ENTITY_WEIGHT - 1, shared_title)
-        weight = own_weight(text.tokens, text.names)
-        title_weight = own_weight(text.title_tokens, text.names)
+        weight, title_weight = self._own_weights(story)
         found = set()
         for pk, shared_weight in shared.items():
-            other = self.open[pk].text
+            other_weight, other_title_weight = self.own_weights[pk]
             bound = max(
-                shared_weight / (weight + own_weight(other.tokens, other.names)),
-                shared_title.get(pk, 0)
-                / ((title_weight + own_weight(other.title_tokens, other.names)) or 1),
+                shared_weight / (weight + other_weight),
+                shared_title.get(pk, 0) / ((title_weight + other_title_weight) or 1),
             )
             if not common.get(pk):
                 bound *= NAMELESS_FACTOR
@@ -911,8 +910,13 @@ class _Sweep:
             self._forget_old()
         return self._close(lambda reach: self.now - reach > MAX_SPAN)
 
+    def _own_weights(self, story):
+        text = story.text
+        return own_weight(text.tokens, text.names), own_weight(text.title_tokens, text.names)
+
     def _index(self, story):
         text = story.text
+        self.own_weights[story.pk] = self._own_weights(story)
         for token in text.tokens:
             self.postings[token].append(story)
         for token in text.title_tokens:
@@ -962,7 +966,11 @@ class _Sweep:
             del self.reach[root]
             for story in stories:
                 del self.open[story.pk], self.parent[story.pk]
-            groups.update(group_file_backed(stories, self.isolated, self.min_weight))
+                self.own_weights.pop(story.pk, None)
+            if len(stories) == 1:
+                groups[root] = root  # most stories: nothing to group
+            else:
+                groups.update(group_file_backed(stories, self.isolated, self.min_weight))
         return groups
 
     def finish(self):
