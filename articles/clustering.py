@@ -178,6 +178,28 @@ def edge_weight(a, b):
     return score if score >= TEXT_THRESHOLD else None
 
 
+def _may_reach(min_weight, own, weights, shared, shared_title, common_names):
+    """The ids among ``shared`` whose similarity to a story may reach ``min_weight``.
+
+    ``own`` and ``weights`` ({id: pair}) are (words, title words) weights counting
+    only each story's own names; ``shared`` and ``shared_title`` the exact weight
+    of the words each id shares with the story; ``common_names`` the names both use.
+    """
+    weight, title_weight = own
+    found = set()
+    for pk, shared_weight in shared.items():
+        other_weight, other_title_weight = weights[pk]
+        bound = max(
+            shared_weight / (weight + other_weight),
+            shared_title.get(pk, 0) / ((title_weight + other_title_weight) or 1),
+        )
+        if not common_names.get(pk):
+            bound *= NAMELESS_FACTOR
+        if 2 * bound >= min_weight:
+            found.add(pk)
+    return found
+
+
 class CandidateIndex:
     """Blocking for file-backed stories: shared tokens within the window, or a shared copy key."""
 
@@ -254,18 +276,10 @@ class CandidateIndex:
         common_names = defaultdict(int)
         for token in text.names:
             self._add(common_names, self.name_postings, token, low, high, 1)
-        weight, title_weight = self.own_weights[story.pk]
-        found = set()
-        for pk, shared_weight in shared.items():
-            other_weight, other_title_weight = self.own_weights[pk]
-            bound = max(
-                shared_weight / (weight + other_weight),
-                shared_title.get(pk, 0) / ((title_weight + other_title_weight) or 1),
-            )
-            if not common_names.get(pk):
-                bound *= NAMELESS_FACTOR
-            if 2 * bound >= self.min_weight:
-                found.add(pk)
+        found = _may_reach(
+            self.min_weight, self.own_weights[story.pk], self.own_weights,
+            shared, shared_title, common_names,
+        )  # fmt: skip
         if text.copy_key:
             found.update(self.by_copy_key[text.copy_key])
         found.update(pk for pk in story.lists if pk in self.by_pk)
@@ -868,18 +882,10 @@ class _Sweep:
             else:
                 self._scan(self.title_postings, token, low, 1, shared_title)
                 self._scan(self.title_name_postings, token, low, ENTITY_WEIGHT - 1, shared_title)
-        weight, title_weight = self._own_weights(story)
-        found = set()
-        for pk, shared_weight in shared.items():
-            other_weight, other_title_weight = self.own_weights[pk]
-            bound = max(
-                shared_weight / (weight + other_weight),
-                shared_title.get(pk, 0) / ((title_weight + other_title_weight) or 1),
-            )
-            if not common.get(pk):
-                bound *= NAMELESS_FACTOR
-            if 2 * bound >= self.min_weight:
-                found.add(pk)
+        found = _may_reach(
+            self.min_weight, self._own_weights(story), self.own_weights,
+            shared, shared_title, common,
+        )  # fmt: skip
         if text.copy_key:
             found.update(
                 other.pk
