@@ -305,18 +305,30 @@ class CandidateIndex:
                 # Weaker edges never join two groups: no need to sort them.
                 if weight is not None and weight >= self.min_weight:
                     result.append((weight, story, other))
-        # Strongest first; canonical URLs break ties so load order never matters.
-        result = list({(a.pk, b.pk): (w, a, b) for w, a, b in result}.values())
-        result.sort(key=lambda edge: (-edge[0], *sorted((edge[1].url, edge[2].url))))
-        return result
+        return _strongest_first(result)
 
 
-def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD):
+def _strongest_first(edges):
+    """(weight, a, b) edges with a.pk < b.pk, once each, strongest first.
+
+    Canonical URLs break ties, so load order never matters.
+    """
+    edges = list({(a.pk, b.pk): (w, a, b) for w, a, b in edges}.values())
+    edges.sort(key=lambda edge: (-edge[0], *sorted((edge[1].url, edge[2].url))))
+    return edges
+
+
+def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, edges=None):
     """Partition stories into events: {pk: group id (a member's pk)}.
 
     ``min_weight``: the weakest edge that may join two groups (see ``ORPHAN_THRESHOLD``).
+    ``edges``: every edge among ``stories`` of at least ``min_weight``, as
+    ``(weight, a, b)`` with a.pk < b.pk, when the caller has found them already.
     """
-    index = CandidateIndex(stories, min_weight)
+    if edges is None:
+        edges = CandidateIndex(stories, min_weight).edges(isolated)
+    else:
+        edges = _strongest_first(edges)
     parent = {s.pk: s.pk for s in stories}
     members = {s.pk: [s] for s in stories}
     span = {s.pk: (s.time, s.time) for s in stories}
@@ -340,7 +352,7 @@ def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD):
         return total / (len(members[left]) * len(members[right])) >= GROUP_THRESHOLD
 
     late_copies = []
-    for weight, a, b in index.edges(isolated):
+    for weight, a, b in edges:
         left, right = find(a.pk), find(b.pk)
         if left == right or weight < min_weight:
             continue
@@ -833,6 +845,7 @@ class _Sweep:
         self.open = {}  # pk -> story, until its component closes
         self.own_weights = {}  # pk -> CandidateIndex.own_weights of an indexed open story
         self.parent, self.members, self.reach = {}, {}, {}
+        self.edges = defaultdict(list)  # root -> the component's edges
         self.closing = []  # heap of (reach, root)
         # hash(copy key) -> every story id with it: copies further apart than the
         # window are checked against the database at the end (they are rare).
@@ -856,6 +869,7 @@ class _Sweep:
             left, right = right, left
         self.parent[right] = left
         self.members[left].extend(self.members.pop(right))
+        self.edges[left].extend(self.edges.pop(right, ()))
         self.reach[left] = max(self.reach[left], self.reach.pop(right))
         heapq.heappush(self.closing, (self.reach[left], left))
 
@@ -904,12 +918,16 @@ class _Sweep:
         self.reach[pk] = story.time
         heapq.heappush(self.closing, (story.time, pk))
         if pk not in self.isolated:
+            edges = []
             for other in self._candidates(story):
                 if other.pk in self.isolated:
                     continue
                 weight = edge_weight(story, other)
                 if weight is not None and weight >= self.min_weight:
                     self._union(pk, other.pk)
+                    edges.append((weight, *sorted((story, other), key=lambda s: s.pk)))
+            # Kept for the grouping pass, which need not find them again.
+            self.edges[self._find(pk)].extend(edges)
             self._index(story)
         self.fed += 1
         if self.fed % QUERY_BATCH == 0:
@@ -973,10 +991,11 @@ class _Sweep:
             for story in stories:
                 del self.open[story.pk], self.parent[story.pk]
                 self.own_weights.pop(story.pk, None)
+            edges = self.edges.pop(root, [])
             if len(stories) == 1:
                 groups[root] = root  # most stories: nothing to group
             else:
-                groups.update(group_file_backed(stories, self.isolated, self.min_weight))
+                groups.update(group_file_backed(stories, self.isolated, self.min_weight, edges))
         return groups
 
     def finish(self):
