@@ -52,12 +52,13 @@ class AnonymousCacheMiddleware:
         return response
 
 
+def is_anonymous_read(request):
+    """A GET without a session: the same for every reader, so shareable from a cache."""
+    return request.method == "GET" and settings.SESSION_COOKIE_NAME not in request.COOKIES
+
+
 def is_cacheable_request(request):
-    return (
-        settings.PAGE_CACHE_SECONDS > 0
-        and request.method == "GET"
-        and settings.SESSION_COOKIE_NAME not in request.COOKIES
-    )
+    return settings.PAGE_CACHE_SECONDS > 0 and is_anonymous_read(request)
 
 
 def is_cacheable_response(response):

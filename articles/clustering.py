@@ -178,6 +178,55 @@ def edge_weight(a, b):
     return score if score >= TEXT_THRESHOLD else None
 
 
+# The postings a candidate search reads: which stories carry a token as a word,
+# as a title word, as a name, as a name in the title.
+POSTING_KINDS = ("words", "title", "names", "title_names")
+
+
+def _postings_of(text):
+    """(kind, token) for every posting ``text`` is indexed under."""
+    for token in text.tokens:
+        yield "words", token
+    for token in text.title_tokens:
+        yield "title", token
+    for token in text.names:
+        yield "names", token
+        if token in text.title_tokens:
+            yield "title_names", token
+
+
+def _own_weights(text):
+    """(words, title words) weights counting only this story's own names.
+
+    The weights of any pair count both stories' names, so they are at least these.
+    """
+    return own_weight(text.tokens, text.names), own_weight(text.title_tokens, text.names)
+
+
+def _shared_weights(text, scan):
+    """({id: weight of shared words}, {id: of shared title words}, {id: names in common}).
+
+    The weights are exact: a shared word weighs ENTITY_WEIGHT when either story
+    uses it as a name. ``scan(kind, token, amount, counts)`` adds ``amount`` to
+    ``counts`` for every indexed story within reach posted under ``(kind, token)``.
+    """
+    shared, shared_title, common = defaultdict(int), defaultdict(int), defaultdict(int)
+    for token in text.tokens:
+        if token in text.names:
+            scan("words", token, ENTITY_WEIGHT, shared)
+            scan("names", token, 1, common)
+        else:
+            scan("words", token, 1, shared)
+            scan("names", token, ENTITY_WEIGHT - 1, shared)
+    for token in text.title_tokens:
+        if token in text.names:
+            scan("title", token, ENTITY_WEIGHT, shared_title)
+        else:
+            scan("title", token, 1, shared_title)
+            scan("title_names", token, ENTITY_WEIGHT - 1, shared_title)
+    return shared, shared_title, common
+
+
 def _may_reach(min_weight, own, weights, shared, shared_title, common_names):
     """The ids among ``shared`` whose similarity to a story may reach ``min_weight``.
 
@@ -206,56 +255,19 @@ class CandidateIndex:
     def __init__(self, stories, min_weight=TEXT_THRESHOLD):
         self.by_pk = {s.pk: s for s in stories}
         self.min_weight = min_weight
-        # Each story's weights counting only its own names: the weights of any pair
-        # (which count both stories' names) are at least these.
-        self.own_weights = {
-            s.pk: (
-                own_weight(s.text.tokens, s.text.names),
-                own_weight(s.text.title_tokens, s.text.names),
-            )
-            for s in stories
-        }
-        postings, title_postings = defaultdict(list), defaultdict(list)
-        name_postings, title_name_postings = defaultdict(list), defaultdict(list)
+        self.own_weights = {s.pk: _own_weights(s.text) for s in stories}
+        postings = {kind: defaultdict(list) for kind in POSTING_KINDS}
         self.by_copy_key = defaultdict(list)
         for story in sorted(stories, key=lambda s: s.time):
-            text = story.text
-            for token in text.tokens:
-                postings[token].append(story.pk)
-            for token in text.title_tokens:
-                title_postings[token].append(story.pk)
-            for token in text.names:
-                name_postings[token].append(story.pk)
-                if token in text.title_tokens:
-                    title_name_postings[token].append(story.pk)
-            if text.copy_key:
-                self.by_copy_key[text.copy_key].append(story.pk)
-        self.postings = self._with_times(postings)
-        self.title_postings = self._with_times(title_postings)
-        self.name_postings = self._with_times(name_postings)
-        self.title_name_postings = self._with_times(title_name_postings)
-
-    def _with_times(self, postings):
-        return {t: ([self.by_pk[pk].time for pk in pks], pks) for t, pks in postings.items()}
-
-    @staticmethod
-    def _add(counts, postings, token, low, high, amount):
-        entry = postings.get(token)
-        if entry is not None:
-            times, pks = entry
-            for pk in pks[bisect_left(times, low) : bisect_right(times, high)]:
-                counts[pk] += amount
-
-    def _shared_weight(self, tokens, names, postings, name_postings, low, high):
-        """{pk: weight of the tokens shared with ``tokens``}, counting both sides' names."""
-        weights = defaultdict(int)
-        for token in tokens:
-            if token in names:
-                self._add(weights, postings, token, low, high, ENTITY_WEIGHT)
-            else:
-                self._add(weights, postings, token, low, high, 1)
-                self._add(weights, name_postings, token, low, high, ENTITY_WEIGHT - 1)
-        return weights
+            for kind, token in _postings_of(story.text):
+                postings[kind][token].append(story.pk)
+            if story.text.copy_key:
+                self.by_copy_key[story.text.copy_key].append(story.pk)
+        # Per posting: (times, ids), oldest first, for a bisected window.
+        self.postings = {
+            kind: {t: ([self.by_pk[pk].time for pk in pks], pks) for t, pks in tokens.items()}
+            for kind, tokens in postings.items()
+        }
 
     def candidates(self, story):
         """Stories that may have an edge to ``story``.
@@ -267,18 +279,17 @@ class CandidateIndex:
         """
         low, high = story.time - WINDOW, story.time + WINDOW
         text = story.text
-        shared = self._shared_weight(
-            text.tokens, text.names, self.postings, self.name_postings, low, high
-        )
-        shared_title = self._shared_weight(
-            text.title_tokens, text.names, self.title_postings, self.title_name_postings, low, high
-        )
-        common_names = defaultdict(int)
-        for token in text.names:
-            self._add(common_names, self.name_postings, token, low, high, 1)
+
+        def scan(kind, token, amount, counts):
+            entry = self.postings[kind].get(token)
+            if entry is not None:
+                times, pks = entry
+                for pk in pks[bisect_left(times, low) : bisect_right(times, high)]:
+                    counts[pk] += amount
+
         found = _may_reach(
             self.min_weight, self.own_weights[story.pk], self.own_weights,
-            shared, shared_title, common_names,
+            *_shared_weights(text, scan),
         )  # fmt: skip
         if text.copy_key:
             found.update(self.by_copy_key[text.copy_key])
@@ -829,17 +840,15 @@ def _ordered(queryset, pks):
 class _Sweep:
     """Groups stories fed oldest first, a connected component at a time.
 
-    ``add()`` returns the groupings ({pk: root}) of the components it closed;
-    ``finish()`` those still open, then joins the late copies.
+    ``add()`` returns the groupings ({pk: root}) of the components it closed,
+    ``finish()`` those still open; ``late_pairs()`` then gives the copies further
+    apart than MAX_SPAN, for the caller to join.
     """
 
     def __init__(self, min_weight, isolated=frozenset()):
         self.min_weight, self.isolated = min_weight, isolated
-        # token -> open stories, oldest first; names as in CandidateIndex.
-        self.postings = defaultdict(deque)
-        self.title_postings = defaultdict(deque)
-        self.name_postings = defaultdict(deque)
-        self.title_name_postings = defaultdict(deque)
+        # kind -> token -> open stories, oldest first (as CandidateIndex's postings).
+        self.postings = {kind: defaultdict(deque) for kind in POSTING_KINDS}
         self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
         self.listed_by = defaultdict(list)  # pk -> stories listing it
         self.open = {}  # pk -> story, until its component closes
@@ -873,33 +882,19 @@ class _Sweep:
         self.reach[left] = max(self.reach[left], self.reach.pop(right))
         heapq.heappush(self.closing, (self.reach[left], left))
 
-    def _scan(self, postings, token, low, amount, weights):
-        for other in reversed(postings.get(token, ())):
-            if other.time < low:
-                break
-            weights[other.pk] += amount
-
     def _candidates(self, story):
         """Open stories that may have an edge to ``story`` (CandidateIndex's bound)."""
         low, text = story.time - WINDOW, story.text
-        shared, shared_title, common = defaultdict(int), defaultdict(int), defaultdict(int)
-        for token in text.tokens:
-            if token in text.names:
-                self._scan(self.postings, token, low, ENTITY_WEIGHT, shared)
-                self._scan(self.name_postings, token, low, 1, common)
-            else:
-                self._scan(self.postings, token, low, 1, shared)
-                self._scan(self.name_postings, token, low, ENTITY_WEIGHT - 1, shared)
-        for token in text.title_tokens:
-            if token in text.names:
-                self._scan(self.title_postings, token, low, ENTITY_WEIGHT, shared_title)
-            else:
-                self._scan(self.title_postings, token, low, 1, shared_title)
-                self._scan(self.title_name_postings, token, low, ENTITY_WEIGHT - 1, shared_title)
+
+        def scan(kind, token, amount, counts):
+            for other in reversed(self.postings[kind].get(token, ())):
+                if other.time < low:
+                    break
+                counts[other.pk] += amount
+
         found = _may_reach(
-            self.min_weight, self._own_weights(story), self.own_weights,
-            shared, shared_title, common,
-        )  # fmt: skip
+            self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
+        )
         if text.copy_key:
             found.update(
                 other.pk
@@ -934,21 +929,11 @@ class _Sweep:
             self._forget_old()
         return self._close(lambda reach: self.now - reach > MAX_SPAN)
 
-    def _own_weights(self, story):
-        text = story.text
-        return own_weight(text.tokens, text.names), own_weight(text.title_tokens, text.names)
-
     def _index(self, story):
         text = story.text
-        self.own_weights[story.pk] = self._own_weights(story)
-        for token in text.tokens:
-            self.postings[token].append(story)
-        for token in text.title_tokens:
-            self.title_postings[token].append(story)
-        for token in text.names:
-            self.name_postings[token].append(story)
-            if token in text.title_tokens:
-                self.title_name_postings[token].append(story)
+        self.own_weights[story.pk] = _own_weights(text)
+        for kind, token in _postings_of(text):
+            self.postings[kind][token].append(story)
         for target in story.lists:
             self.listed_by[target].append(story)
         if text.copy_key:
@@ -961,10 +946,7 @@ class _Sweep:
     def _forget_old(self):
         """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN)."""
         for postings, reach in (
-            (self.postings, WINDOW),
-            (self.title_postings, WINDOW),
-            (self.name_postings, WINDOW),
-            (self.title_name_postings, WINDOW),
+            *((tokens, WINDOW) for tokens in self.postings.values()),
             (self.copies, MAX_SPAN),
         ):
             for token in list(postings):

@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from aggregator.middleware import is_anonymous_read
+
 from . import versioning
 from .clustering import coverage_for, related_reading_for
 from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
@@ -80,11 +82,7 @@ def cluster_entries(request, items, version):
 
 def shares_entries(request):
     """Anonymous GETs share cached entries; editors (any session cookie) see fresh ones."""
-    return (
-        settings.ENTRY_CACHE_SECONDS > 0
-        and request.method == "GET"
-        and settings.SESSION_COOKIE_NAME not in request.COOKIES
-    )
+    return settings.ENTRY_CACHE_SECONDS > 0 and is_anonymous_read(request)
 
 
 def more_line(cluster):
