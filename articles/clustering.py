@@ -38,7 +38,7 @@ import heapq
 import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict, deque, namedtuple
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -63,10 +63,13 @@ from .models import (
 from .text_similarity import (
     ENTITY_WEIGHT,
     NAMELESS_FACTOR,
+    StoryText,
     own_weight,
+    pack,
     same_copy,
     similarity,
     story_text,
+    unpack,
 )
 
 # Stories merely alike must run within WINDOW of each other; a cluster never
@@ -87,6 +90,10 @@ ORPHAN_THRESHOLD = 0.65
 # Above this many changed stories a load regroups everything in one pass (same result).
 BULK_LOAD_STORIES = 2000
 QUERY_BATCH = 1000
+# Texts a grouping keeps unpacked, and pair weights it remembers: enough for any
+# one merge, bounded for a component of any size.
+UNPACKED_TEXTS = 4096
+REMEMBERED_PAIRS = 200_000
 # How many of a headline key's longest words narrow the database search for its copies.
 COPY_KEY_WORDS = 3
 
@@ -110,7 +117,7 @@ STORY_FIELDS = (
 )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Story:
     """What clustering needs of one Article."""
 
@@ -344,6 +351,7 @@ def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, 
     members = {s.pk: [s] for s in stories}
     span = {s.pk: (s.time, s.time) for s in stories}
     pair_weights = {}
+    unpacked = {}  # pk -> the story with its text unpacked (see _Sweep._retire)
 
     def find(pk):
         while parent[pk] != pk:
@@ -351,9 +359,21 @@ def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, 
             pk = parent[pk]
         return pk
 
+    def readable(story):
+        if isinstance(story.text, StoryText):
+            return story
+        if story.pk not in unpacked:
+            if len(unpacked) >= UNPACKED_TEXTS:
+                unpacked.clear()
+            unpacked[story.pk] = replace(story, text=unpack(story.text))
+        return unpacked[story.pk]
+
     def pair_weight(a, b):
         key = (a.pk, b.pk) if a.pk < b.pk else (b.pk, a.pk)
         if key not in pair_weights:
+            if len(pair_weights) >= REMEMBERED_PAIRS:
+                pair_weights.clear()
+            a, b = readable(a), readable(b)
             weight = edge_weight(a, b)
             pair_weights[key] = weight if weight is not None else similarity(a.text, b.text)
         return pair_weights[key]
@@ -852,6 +872,7 @@ class _Sweep:
         self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
         self.listed_by = defaultdict(list)  # pk -> stories listing it
         self.open = {}  # pk -> story, until its component closes
+        self.arrived = deque()  # open stories not yet retired, oldest first
         self.own_weights = {}  # pk -> CandidateIndex.own_weights of an indexed open story
         self.parent, self.members, self.reach = {}, {}, {}
         self.edges = defaultdict(list)  # root -> the component's edges
@@ -901,15 +922,24 @@ class _Sweep:
                 for other in self.copies.get(text.copy_key, ())
                 if story.time - other.time <= MAX_SPAN
             )
-        found.update(pk for pk in story.lists if pk in self.open)
+        # Listed stories further back than MAX_SPAN cannot pair (copies are
+        # found above) and may be retired already.
         found.update(
-            other.pk for other in self.listed_by.pop(story.pk, ()) if other.pk in self.open
+            pk
+            for pk in story.lists
+            if pk in self.open and story.time - self.open[pk].time <= MAX_SPAN
+        )
+        found.update(
+            other.pk
+            for other in self.listed_by.pop(story.pk, ())
+            if other.pk in self.open and story.time - other.time <= MAX_SPAN
         )
         return [self.open[pk] for pk in found]
 
     def add(self, story):
         self.now, pk = story.time, story.pk
         self.open[pk], self.parent[pk], self.members[pk] = story, pk, [story]
+        self.arrived.append(story)
         self.reach[pk] = story.time
         heapq.heappush(self.closing, (story.time, pk))
         if pk not in self.isolated:
@@ -944,7 +974,17 @@ class _Sweep:
             self.copies[text.copy_key].append(story)
 
     def _forget_old(self):
-        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN)."""
+        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN).
+
+        Stories further back than MAX_SPAN get no more edges, but stay while
+        their component is open: they are retired to packed texts, so a
+        component that runs on for months holds a tenth of their size.
+        """
+        while self.arrived and self.now - self.arrived[0].time > MAX_SPAN:
+            story = self.arrived.popleft()
+            if story.pk in self.open:
+                story.text = pack(story.text)
+                story.lists = tuple(story.lists)
         for postings, reach in (
             *((tokens, WINDOW) for tokens in self.postings.values()),
             (self.copies, MAX_SPAN),

@@ -3,6 +3,8 @@
 import math
 import random
 import shutil
+from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +22,13 @@ from articles.models import (
     ModerationEvent,
     SourceFile,
 )
-from articles.text_similarity import same_copy, similarity, story_text, strip_outlet_suffix
+from articles.text_similarity import (
+    StoryText,
+    same_copy,
+    similarity,
+    story_text,
+    strip_outlet_suffix,
+)
 
 from .conftest import REPO
 
@@ -231,6 +239,50 @@ def test_a_rebuild_sweep_holds_a_window_of_stories_not_the_corpus():
     assert most_open <= 2 * (clustering.MAX_SPAN.days + 2)
     assert all(groups[2 * day] == groups[2 * day + 1] for day in range(120))
     assert len({groups[2 * day] for day in range(120)}) == 120
+
+
+def test_a_component_running_for_months_groups_as_if_held_whole(monkeypatch):
+    """A story a day, each headline one word on from yesterday's: one connected
+    component for 200 days. The sweep packs the texts of stories it has passed
+    while the component stays open; grouping it must not notice."""
+    monkeypatch.setattr(clustering, "QUERY_BATCH", 10)  # retire often
+    rng = random.Random(11)
+    words = invented_words(rng, 210)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    stories = [
+        clustering.Story(
+            pk=day,
+            url=f"https://example.com/{day}",
+            slug=f"story-{day}",
+            file_backed=True,
+            time=start + timedelta(days=day),
+            cluster_id=None,
+            text=story_text(" ".join(words[day : day + 6]), " ".join(words[day : day + 9])),
+        )
+        for day in range(200)
+    ]
+    expected = clustering.group_file_backed(stories)
+
+    sweep = clustering._Sweep(clustering.TEXT_THRESHOLD)
+    groups, packed_while_open = {}, 0
+    for story in [replace(story) for story in stories]:
+        groups.update(sweep.add(story))
+        packed_while_open = max(
+            packed_while_open,
+            sum(not isinstance(s.text, StoryText) for s in sweep.open.values()),
+        )
+    groups.update(sweep.finish())
+
+    assert packed_while_open > 100
+    assert len(set(expected.values())) > 20  # the span cuts the chain into events
+    assert partition_of(groups) == partition_of(expected)
+
+
+def partition_of(groups):
+    members = defaultdict(set)
+    for pk, root in groups.items():
+        members[root].add(pk)
+    return {frozenset(m) for m in members.values()}
 
 
 @pytest.mark.django_db
