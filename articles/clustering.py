@@ -93,7 +93,7 @@ QUERY_BATCH = 1000
 # Texts a grouping keeps unpacked, and pair weights it remembers: enough for any
 # one merge, bounded for a component of any size.
 UNPACKED_TEXTS = 4096
-REMEMBERED_PAIRS = 200_000
+REMEMBERED_PAIRS = 20_000
 # How many of a headline key's longest words narrow the database search for its copies.
 COPY_KEY_WORDS = 3
 
@@ -332,21 +332,27 @@ def _strongest_first(edges):
     Canonical URLs break ties, so load order never matters.
     """
     edges = list({(a.pk, b.pk): (w, a, b) for w, a, b in edges}.values())
-    edges.sort(key=lambda edge: (-edge[0], *sorted((edge[1].url, edge[2].url))))
+    _sort_strongest_first(edges)
     return edges
+
+
+def _sort_strongest_first(edges):
+    """Sort (weight, a, b) edges in place as ``_strongest_first()`` orders them."""
+    edges.sort(key=lambda edge: (-edge[0], *sorted((edge[1].url, edge[2].url))))
 
 
 def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, edges=None):
     """Partition stories into events: {pk: group id (a member's pk)}.
 
     ``min_weight``: the weakest edge that may join two groups (see ``ORPHAN_THRESHOLD``).
-    ``edges``: every edge among ``stories`` of at least ``min_weight``, as
-    ``(weight, a, b)`` with a.pk < b.pk, when the caller has found them already.
+    ``edges``: every edge among ``stories`` of at least ``min_weight``, once
+    each, as ``(weight, a, b)`` with a.pk < b.pk, when the caller has found them
+    already; the list is sorted in place.
     """
     if edges is None:
         edges = CandidateIndex(stories, min_weight).edges(isolated)
     else:
-        edges = _strongest_first(edges)
+        _sort_strongest_first(edges)
     parent = {s.pk: s.pk for s in stories}
     members = {s.pk: [s] for s in stories}
     span = {s.pk: (s.time, s.time) for s in stories}
@@ -1022,7 +1028,11 @@ class _Sweep:
 
     def finish(self):
         """The groupings of the components still open (then ask for ``late_pairs()``)."""
-        return self._close(lambda reach: True)
+        groups = self._close(lambda reach: True)
+        # Nothing more comes: let the indexes go before the caller's next step.
+        self.postings, self.copies, self.listed_by, self.copy_ids = {}, {}, {}, {}
+        self.arrived.clear()
+        return groups
 
     def late_pairs(self, queryset):
         """Copies further apart than MAX_SPAN, checked against the stories' texts."""
