@@ -716,55 +716,59 @@ def _save(labels, stories, complete=False):
         rows = Cluster.objects.all()
     else:
         rows = Cluster.objects.filter(Q(slug__in=wanted) | Q(pk__in=old_ids))
-    rows = list(rows.only("pk", "slug"))
-    by_slug = {c.slug: c for c in rows if c.slug in wanted}
-    spare = {c.pk: c for c in rows if c.slug not in wanted and c.pk in old_ids}
-
-    created, renamed, moves = [], [], {}
-    for members in groups:
-        slug = cluster_slug(members)
-        cluster = by_slug.get(slug)
-        if cluster is None:
-            # Reuse the row most members sat in (renamed), so first-seen time survives.
-            counts = defaultdict(int)
-            for story in members:
-                if story.cluster_id in spare:
-                    counts[story.cluster_id] += 1
-            if counts:
-                cluster = spare.pop(min(counts, key=lambda pk: (-counts[pk], pk)))
-                ClusterAlias.objects.update_or_create(
-                    slug=cluster.slug, defaults={"cluster": cluster}
-                )
-                Cluster.objects.filter(pk=cluster.pk).update(slug=slug)
-                cluster.slug = slug
-                renamed.append(slug)
-            else:
-                cluster = Cluster(slug=slug)
-                created.append(cluster)
-        moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
-        if moved:
-            moves[slug] = (cluster, moved)
-    Cluster.objects.bulk_create(created, batch_size=QUERY_BATCH)
-    for chunk in _chunks([c.slug for c in created] + renamed):
-        ClusterAlias.objects.filter(slug__in=chunk).delete()
+    by_slug, spare = {}, {}
+    for pk, slug in rows.values_list("pk", "slug").iterator(chunk_size=QUERY_BATCH):
+        if slug in wanted:
+            by_slug[slug] = pk
+        elif pk in old_ids:
+            spare[pk] = slug
 
     touched, destination = set(), {}
-    update_rows(
-        Article,
-        (
-            SimpleNamespace(pk=story.pk, cluster_id=cluster.pk)
-            for cluster, members in moves.values()
-            for story in members
-        ),
-        ["cluster"],
-    )
-    for cluster, members in moves.values():
-        touched.add(cluster.pk)
-        for story in members:
-            if story.cluster_id:
-                touched.add(story.cluster_id)
-                counts = destination.setdefault(story.cluster_id, defaultdict(int))
-                counts[cluster.pk] += 1
+    # A batch at a time: a first load creates a row for nearly every story.
+    for start in range(0, len(groups), QUERY_BATCH):
+        created, renamed, moves = [], [], []
+        for members in groups[start : start + QUERY_BATCH]:
+            slug = cluster_slug(members)
+            if slug in by_slug:
+                cluster = Cluster(pk=by_slug[slug], slug=slug)
+            else:
+                # Reuse the row most members sat in (renamed), so first-seen time survives.
+                counts = defaultdict(int)
+                for story in members:
+                    if story.cluster_id in spare:
+                        counts[story.cluster_id] += 1
+                if counts:
+                    pk = min(counts, key=lambda pk: (-counts[pk], pk))
+                    ClusterAlias.objects.update_or_create(
+                        slug=spare.pop(pk), defaults={"cluster_id": pk}
+                    )
+                    Cluster.objects.filter(pk=pk).update(slug=slug)
+                    cluster = Cluster(pk=pk, slug=slug)
+                    renamed.append(slug)
+                else:
+                    cluster = Cluster(slug=slug)
+                    created.append(cluster)
+            moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
+            if moved:
+                moves.append((cluster, moved))
+        Cluster.objects.bulk_create(created)
+        ClusterAlias.objects.filter(slug__in=[c.slug for c in created] + renamed).delete()
+        update_rows(
+            Article,
+            (
+                SimpleNamespace(pk=story.pk, cluster_id=cluster.pk)
+                for cluster, members in moves
+                for story in members
+            ),
+            ["cluster"],
+        )
+        for cluster, members in moves:
+            touched.add(cluster.pk)
+            for story in members:
+                if story.cluster_id:
+                    touched.add(story.cluster_id)
+                    counts = destination.setdefault(story.cluster_id, defaultdict(int))
+                    counts[cluster.pk] += 1
     # Emptied clusters go; their slugs (and older aliases) redirect to where most members went.
     emptied = set(spare)
     for chunk in _chunks(spare):
@@ -776,9 +780,7 @@ def _save(labels, stories, complete=False):
         if counts:
             target = min(counts, key=lambda c: (-counts[c], c))
             ClusterAlias.objects.filter(cluster_id=pk).update(cluster_id=target)
-            ClusterAlias.objects.update_or_create(
-                slug=spare[pk].slug, defaults={"cluster_id": target}
-            )
+            ClusterAlias.objects.update_or_create(slug=spare[pk], defaults={"cluster_id": target})
     for chunk in _chunks(emptied):
         Cluster.objects.filter(pk__in=chunk).delete()
     return touched - emptied
