@@ -37,7 +37,7 @@ import hashlib
 import heapq
 import math
 from bisect import bisect_left, bisect_right
-from collections import defaultdict, deque, namedtuple
+from collections import Counter, defaultdict, deque, namedtuple
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import SimpleNamespace
@@ -217,7 +217,7 @@ def _shared_weights(text, scan):
     uses it as a name. ``scan(kind, token, amount, counts)`` adds ``amount`` to
     ``counts`` for every indexed story within reach posted under ``(kind, token)``.
     """
-    shared, shared_title, common = defaultdict(int), defaultdict(int), defaultdict(int)
+    shared, shared_title, common = Counter(), Counter(), Counter()
     for token in text.tokens:
         if token in text.names:
             scan("words", token, ENTITY_WEIGHT, shared)
@@ -232,6 +232,16 @@ def _shared_weights(text, scan):
             scan("title", token, 1, shared_title)
             scan("title_names", token, ENTITY_WEIGHT - 1, shared_title)
     return shared, shared_title, common
+
+
+def _add_to_each(counts, pks, amount):
+    """``counts[pk] += amount`` for every pk: a Counter counts in C, once per unit."""
+    if amount == int(amount):
+        for _ in range(int(amount)):
+            counts.update(pks)
+    else:
+        for pk in pks:
+            counts[pk] += amount
 
 
 def _may_reach(min_weight, own, weights, shared, shared_title, common_names):
@@ -291,8 +301,9 @@ class CandidateIndex:
             entry = self.postings[kind].get(token)
             if entry is not None:
                 times, pks = entry
-                for pk in pks[bisect_left(times, low) : bisect_right(times, high)]:
-                    counts[pk] += amount
+                _add_to_each(
+                    counts, pks[bisect_left(times, low) : bisect_right(times, high)], amount
+                )
 
         found = _may_reach(
             self.min_weight, self.own_weights[story.pk], self.own_weights,
@@ -865,6 +876,21 @@ def _ordered(queryset, pks):
     return [stories[pk] for pk in pks if pk in stories]
 
 
+class _Posting:
+    """The times and ids of the open stories posted under one token, oldest first."""
+
+    __slots__ = ("times", "pks")
+
+    def __init__(self):
+        self.times, self.pks = deque(), deque()
+
+    def drop_before(self, time):
+        times, pks = self.times, self.pks
+        while times and times[0] < time:
+            times.popleft()
+            pks.popleft()
+
+
 class _Sweep:
     """Groups stories fed oldest first, a connected component at a time.
 
@@ -875,8 +901,8 @@ class _Sweep:
 
     def __init__(self, min_weight, isolated=frozenset()):
         self.min_weight, self.isolated = min_weight, isolated
-        # kind -> token -> open stories, oldest first (as CandidateIndex's postings).
-        self.postings = {kind: defaultdict(deque) for kind in POSTING_KINDS}
+        # kind -> token -> open stories (as CandidateIndex's postings).
+        self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
         self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
         self.listed_by = defaultdict(list)  # pk -> stories listing it
         self.open = {}  # pk -> story, until its component closes
@@ -916,10 +942,11 @@ class _Sweep:
         low, text = story.time - WINDOW, story.text
 
         def scan(kind, token, amount, counts):
-            for other in reversed(self.postings[kind].get(token, ())):
-                if other.time < low:
-                    break
-                counts[other.pk] += amount
+            posting = self.postings[kind].get(token)
+            if posting is not None:
+                # Stories come oldest first: out of this one's reach is out of any later one's.
+                posting.drop_before(low)
+                _add_to_each(counts, posting.pks, amount)
 
         found = _may_reach(
             self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
@@ -971,7 +998,9 @@ class _Sweep:
         text = story.text
         self.own_weights[story.pk] = _own_weights(text)
         for kind, token in _postings_of(text):
-            self.postings[kind][token].append(story)
+            posting = self.postings[kind][token]
+            posting.times.append(story.time)
+            posting.pks.append(story.pk)
         for target in story.lists:
             self.listed_by[target].append(story)
         if text.copy_key:
@@ -993,16 +1022,17 @@ class _Sweep:
             if story.pk in self.open:
                 story.text = pack(story.text)
                 story.lists = tuple(story.lists)
-        for postings, reach in (
-            *((tokens, WINDOW) for tokens in self.postings.values()),
-            (self.copies, MAX_SPAN),
-        ):
+        for postings in self.postings.values():
             for token in list(postings):
-                entries = postings[token]
-                while entries and self.now - entries[0].time > reach:
-                    entries.popleft()
-                if not entries:
+                postings[token].drop_before(self.now - WINDOW)
+                if not postings[token].pks:
                     del postings[token]
+        for key in list(self.copies):
+            entries = self.copies[key]
+            while entries and self.now - entries[0].time > MAX_SPAN:
+                entries.popleft()
+            if not entries:
+                del self.copies[key]
         for target in list(self.listed_by):
             listers = [s for s in self.listed_by[target] if self.now - s.time <= WINDOW]
             if listers:
