@@ -36,10 +36,12 @@ whole connected components) reaches exactly what a full rebuild would.
 import hashlib
 import heapq
 import math
+import operator
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict, deque, namedtuple
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import reduce
 from types import SimpleNamespace
 
 from django.db import transaction
@@ -96,6 +98,7 @@ UNPACKED_TEXTS = 4096
 REMEMBERED_PAIRS = 20_000
 # How many of a headline key's longest words narrow the database search for its copies.
 COPY_KEY_WORDS = 3
+COPY_KEYS_PER_QUERY = 200
 
 # Lobsters' shape: the time term grows by one every SCORE_TIME_CONSTANT seconds,
 # so a cluster ten times as strong ranks like one that much newer; no decay job.
@@ -581,7 +584,7 @@ def _neighbour_ids(stories, loaded):
     """
     file_backed = Article.objects.filter(is_file_backed=True)
     ids = _in_windows(file_backed, stories)
-    copies = Q()
+    copies = []
     for story in stories:
         ids.update(story.lists)
         if story.text.copy_key:
@@ -590,9 +593,11 @@ def _neighbour_ids(stories, loaded):
             copy = Q()
             for word in words[:COPY_KEY_WORDS]:
                 copy &= Q(title__icontains=word.removesuffix("y"))
-            copies |= copy
-    if copies:
-        ids.update(file_backed.filter(copies).values_list("pk", flat=True))
+            copies.append(copy)
+    # SQLite refuses an expression tree deeper than 1,000: a few hundred keys per query.
+    for start in range(0, len(copies), COPY_KEYS_PER_QUERY):
+        either = reduce(operator.or_, copies[start : start + COPY_KEYS_PER_QUERY])
+        ids.update(file_backed.filter(either).values_list("pk", flat=True))
     for chunk in _chunks(s.pk for s in stories):
         ids.update(
             RelatedListing.objects.filter(target_id__in=chunk).values_list("source_id", flat=True)
@@ -608,6 +613,14 @@ def _neighbour_ids(stories, loaded):
                 found.add(pk)
                 break
     return found
+
+
+def _values_for(queryset, key, keys, field):
+    """The ``field`` values of rows whose ``key`` is among ``keys``, in bounded queries."""
+    values = set()
+    for chunk in _chunks(keys):
+        values.update(queryset.filter(**{f"{key}__in": chunk}).values_list(field, flat=True))
+    return values
 
 
 def _override_partners(overrides):
@@ -632,23 +645,17 @@ def neighbourhood(article_ids, overrides):
     frontier = set(article_ids)
     while frontier:
         seen |= frontier
-        clusters = set(
-            Article.objects.filter(pk__in=frontier, cluster__isnull=False).values_list(
-                "cluster_id", flat=True
-            )
+        clusters = _values_for(
+            Article.objects.filter(cluster__isnull=False), "pk", frontier, "cluster_id"
         )
-        ids = frontier | set(
-            Article.objects.filter(cluster_id__in=clusters).values_list("pk", flat=True)
-        )
+        ids = frontier | _values_for(Article.objects.all(), "cluster_id", clusters, "pk")
         ids -= file_backed.keys() | related_ids
-        new = _load_stories(Article.objects.filter(pk__in=ids, is_file_backed=True))
-        new_related = ids - new.keys()
+        new = {}
+        _load_missing(ids, Article.objects.filter(is_file_backed=True), new)
         file_backed.update(new)
         loaded.update(new)
-        related_ids |= set(
-            Article.objects.filter(pk__in=new_related, is_file_backed=False).values_list(
-                "pk", flat=True
-            )
+        related_ids |= _values_for(
+            Article.objects.filter(is_file_backed=False), "pk", ids - new.keys(), "pk"
         )
         frontier = _neighbour_ids(list(new.values()), loaded) if new else set()
         for pk in ids:

@@ -185,6 +185,31 @@ def test_score_grows_with_outlets_and_unknown_heat_is_not_zero(seeds_dir):
 
 
 @pytest.mark.django_db
+def test_a_neighbourhood_search_asks_for_thousands_of_copy_keys_in_bounded_queries(
+    django_assert_max_num_queries,
+):
+    """A large archive's neighbourhood holds thousands of headlines; one query
+    OR-ing all their copy keys is deeper than SQLite accepts."""
+    rng = random.Random(5)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    stories = [
+        clustering.Story(
+            pk=n + 1,
+            url=f"https://example.com/{n}",
+            slug=f"story-{n}",
+            file_backed=True,
+            time=start + timedelta(hours=n),
+            cluster_id=None,
+            text=story_text(" ".join(invented_words(rng, 6)), "A lede."),
+        )
+        for n in range(1500)
+    ]
+    assert all(story.text.copy_key for story in stories)
+    with django_assert_max_num_queries(100):
+        assert clustering._neighbour_ids(stories, {}) == set()
+
+
+@pytest.mark.django_db
 def test_a_load_touches_only_its_candidates(corpus, seeds_dir):
     load(seeds_dir, corpus / "news-ai")
     untouched = dict(Cluster.objects.values_list("pk", "updated_at"))
