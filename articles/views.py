@@ -180,7 +180,7 @@ def topic_list(request):
 def topic_detail(request, slug):
     version = versioning.for_request(request).version
     topic, children = topic_and_children(slug, version)
-    rows = ClusterTopic.objects.filter(topic=topic, cluster__in=Cluster.objects.public())
+    rows = ClusterTopic.objects.public().filter(topic=topic)
     filterset = cluster_filter(TopicClusterFilter, request, rows, version, f"topic:{topic.pk}")
     page = list_page(request, filterset, ids_field="cluster_id")
     return render(

@@ -141,7 +141,7 @@ def test_topic_page_ids_are_an_index_range_scan_on_postgresql(world):
     if connection.vendor != "postgresql":
         pytest.skip("the query plan is checked on PostgreSQL")
     space = Topic.objects.get(slug="space")
-    rows = ClusterTopic.objects.filter(topic=space, cluster__in=Cluster.objects.public())
+    rows = ClusterTopic.objects.public().filter(topic=space)
     ids = TopicClusterFilter(None, queryset=rows).results().values_list("cluster_id", flat=True)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE articles_clustertopic")
@@ -149,3 +149,35 @@ def test_topic_page_ids_are_an_index_range_scan_on_postgresql(world):
     plan = ids[:21].explain()
     assert "clustertopic_latest" in plan, plan
     assert "Seq Scan on articles_clustertopic" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_list_ids_walk_an_index_and_stop_after_a_page_on_sqlite(world):
+    """No list page reads every public cluster: not a scan of the clusters table (a bare
+    ``is_public`` column uses no index on SQLite), nor a list of them for ``IN``."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite query plan")
+    space = Topic.objects.get(slug="space")
+    topic_ids = ClusterTopic.objects.public().filter(topic=space).order_by("-published_at", "-pk")
+    plans = {
+        "topic": topic_ids.values_list("cluster_id", flat=True)[40:61].explain(),
+        "home": Cluster.objects.public().latest().values_list("pk", flat=True)[:21].explain(),
+        "top": Cluster.objects.public().top().values_list("pk", flat=True)[:5].explain(),
+    }
+    assert "USING INDEX clustertopic_latest" in plans["topic"], plans
+    assert "USING INDEX cluster_public_latest" in plans["home"], plans
+    assert "USING INDEX cluster_public_top" in plans["top"], plans
+    for plan in plans.values():
+        assert "SCAN articles_cluster" not in plan, plans
+        assert "LIST SUBQUERY" not in plan, plans
+
+
+@pytest.mark.django_db
+def test_public_topic_rows_are_the_rows_of_public_clusters(world):
+    hidden_cluster = ClusterTopic.objects.first().cluster_id
+    Cluster.objects.filter(pk=hidden_cluster).update(is_public=False)
+    joined = set(ClusterTopic.objects.public().values_list("pk", flat=True))
+    listed = ClusterTopic.objects.filter(cluster__in=Cluster.objects.public())
+    hidden = ClusterTopic.objects.exclude(cluster__in=Cluster.objects.public())
+    assert joined == set(listed.values_list("pk", flat=True))
+    assert hidden_cluster in set(hidden.values_list("cluster_id", flat=True))
