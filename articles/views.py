@@ -12,7 +12,7 @@ from aggregator.middleware import is_anonymous_read
 
 from . import versioning
 from .clustering import coverage_for, related_reading_for
-from .filters import ClusterFilter, StoryFilter, TopicClusterFilter
+from .filters import ClusterFilter, StoryFilter, TopicClusterFilter, Unfiltered
 from .models import (
     Article,
     Cluster,
@@ -128,14 +128,28 @@ def build_topic_directory():
 
 def cluster_filter(filter_class, request, queryset, version, scope):
     """The list's filter; its outlet menu, the same for every reader until content
-    changes, is cached per content version and ``scope``."""
+    changes, is cached per content version and ``scope``, and so is the rendered form
+    of a list that no filter narrows (``Unfiltered``)."""
 
     def outlets():
         key = f"reader:outlets:v{version}:{scope}"
         find = lambda: filter_class.outlet_choices(queryset)  # noqa: E731
         return cache.get_or_set(key, find, DIRECTORY_CACHE_SECONDS)
 
-    return filter_class(request.GET or None, queryset=queryset, outlets=outlets)
+    if not Unfiltered.applies(filter_class, request.GET):
+        return filter_class(request.GET or None, queryset=queryset, outlets=outlets)
+
+    def fields():
+        key = f"reader:filter-fields:v{version}:{scope}"
+        blank = lambda: filter_fields(filter_class(None, queryset=queryset, outlets=outlets))  # noqa: E731
+        # Our own template's output, escaped when it was rendered.
+        return mark_safe(cache.get_or_set(key, blank, DIRECTORY_CACHE_SECONDS))  # noqa: S308
+
+    return Unfiltered(filter_class, request.GET, queryset, fields, outlets=outlets)
+
+
+def filter_fields(filterset):
+    return render_to_string("articles/_filter_fields.html", {"filter": filterset})
 
 
 def list_page(request, filterset, ids_field="pk"):

@@ -565,3 +565,42 @@ def test_no_entry_cache_renders_every_entry_fresh(client, settings):
     Article.objects.filter(pk=world["articles"][0].pk).update(title="Mu renamed")
     # A different page (the whole-response cache keys on the address) renders anew.
     assert "Mu renamed" in page(client, "/topics/science/")
+
+
+@pytest.mark.django_db
+def test_lists_that_no_filter_narrows_match_their_filterset(client, settings, monkeypatch):
+    """Without a filter parameter, lists skip building the FilterSet; they must read the
+    same as with it: rows, pages, form (open once there is a query string) and links."""
+    from articles import filters
+
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=45, stories=3, prefix="rho")
+    urls = [
+        "/",
+        "/?page=2",
+        "/?utm_source=mail",
+        "/?page=3&utm_source=mail",
+        "/topics/space/",
+        "/topics/space/?page=2",
+        "/topics/science/?ref=a%20b&page=3",
+        "/topics/science/?page=4",
+    ]
+
+    def pages(kind):
+        found = {}
+        for url in urls:
+            response = client.get(url)
+            if response.status_code == 200:
+                assert isinstance(response.context["filter"], kind), url
+            found[url] = (response.status_code, response.content.decode())
+        return found
+
+    bypassed = pages(filters.Unfiltered)
+    # Again, with the form's fields from the cache.
+    assert pages(filters.Unfiltered) == bypassed
+    monkeypatch.setattr(filters.Unfiltered, "applies", staticmethod(lambda *args: False))
+    assert pages(filters.ClusterFilter) == bypassed
+    assert bypassed["/topics/science/?page=4"][0] == 404
+    assert '<details class="filters" open>' in bypassed["/?utm_source=mail"][1]
+    assert '<details class="filters">' in bypassed["/topics/space/"][1]
+    assert 'href="?page=2&amp;utm_source=mail"' in bypassed["/?page=3&utm_source=mail"][1]
