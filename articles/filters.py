@@ -219,17 +219,21 @@ class Unfiltered:
     otherwise) without building one: django-filter deep-copies every filter and form field
     per instance, which cost more than the list's query. Anything else is asked of a
     FilterSet built on first use. ``fields`` gives the form's rendered fields (the same for
-    every such request until content changes, so the views cache them).
+    every such request until content changes, so the views cache them). ``rows`` gives
+    the list's queryset, built only when needed.
     """
 
     active = False
     chosen_outlet = None
     chosen_sort = SORT_LATEST
 
-    def __init__(self, filter_class, data, queryset, fields, **kwargs):
-        self.filter_class, self.data, self.queryset = filter_class, data, queryset
-        self.is_bound = bool(data)
-        self._fields, self._kwargs = fields, kwargs
+    def __init__(self, filter_class, data, rows, fields, **kwargs):
+        self.filter_class, self.data, self.is_bound = filter_class, data, bool(data)
+        self._rows, self._fields, self._kwargs = rows, fields, kwargs
+
+    @functools.cached_property
+    def queryset(self):
+        return self._rows()
 
     @staticmethod
     def applies(filter_class, data):

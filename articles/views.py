@@ -21,7 +21,7 @@ from .models import (
     Provider,
     Topic,
 )
-from .pagination import paginate_ids
+from .pagination import compiled_ids, paginate_ids
 
 TOP_ON_HOME = 5
 # Outlets named on a "More:" line before "and N more".
@@ -126,49 +126,55 @@ def build_topic_directory():
     return roots
 
 
-def cluster_filter(filter_class, request, queryset, version, scope):
-    """The list's filter; its outlet menu, the same for every reader until content
-    changes, is cached per content version and ``scope``, and so is the rendered form
-    of a list that no filter narrows (``Unfiltered``)."""
+def cluster_filter(filter_class, request, rows, version, scope):
+    """The filter over ``rows()``, the list's queryset; its outlet menu, the same for every
+    reader until content changes, is cached per content version and ``scope``, and so
+    is the rendered form of a list that no filter narrows (``Unfiltered``)."""
 
     def outlets():
         key = f"reader:outlets:v{version}:{scope}"
-        find = lambda: filter_class.outlet_choices(queryset)  # noqa: E731
+        find = lambda: filter_class.outlet_choices(rows())  # noqa: E731
         return cache.get_or_set(key, find, DIRECTORY_CACHE_SECONDS)
 
     if not Unfiltered.applies(filter_class, request.GET):
-        return filter_class(request.GET or None, queryset=queryset, outlets=outlets)
+        return filter_class(request.GET or None, queryset=rows(), outlets=outlets)
 
     def fields():
         key = f"reader:filter-fields:v{version}:{scope}"
-        blank = lambda: filter_fields(filter_class(None, queryset=queryset, outlets=outlets))  # noqa: E731
+        blank = lambda: filter_fields(filter_class(None, queryset=rows(), outlets=outlets))  # noqa: E731
         # Our own template's output, escaped when it was rendered.
         return mark_safe(cache.get_or_set(key, blank, DIRECTORY_CACHE_SECONDS))  # noqa: S308
 
-    return Unfiltered(filter_class, request.GET, queryset, fields, outlets=outlets)
+    return Unfiltered(filter_class, request.GET, rows, fields, outlets=outlets)
 
 
 def filter_fields(filterset):
     return render_to_string("articles/_filter_fields.html", {"filter": filterset})
 
 
-def list_page(request, filterset, ids_field="pk"):
-    """The requested page of the ids the filter selects (404 past the end)."""
-    ids = filterset.results().values_list(ids_field, flat=True)
-    return paginate_ids(ids, request.GET.get("page"))
+def list_page(request, filterset, ids_field="pk", scope=None):
+    """The requested page of the ids the filter selects (404 past the end).
+
+    A list of ``scope`` that no filter narrows is the same query every time, so
+    its SQL is compiled once.
+    """
+
+    def ids():
+        return filterset.results().values_list(ids_field, flat=True)
+
+    if scope is not None and isinstance(filterset, Unfiltered):
+        return paginate_ids(compiled_ids((scope, ids_field), ids), request.GET.get("page"))
+    return paginate_ids(ids(), request.GET.get("page"))
 
 
 def home(request):
     version = versioning.for_request(request).version
-    filterset = cluster_filter(ClusterFilter, request, Cluster.objects.public(), version, "home")
-    page = list_page(request, filterset)
+    filterset = cluster_filter(ClusterFilter, request, Cluster.objects.public, version, "home")
+    page = list_page(request, filterset, scope="home")
     # A short front page reads better as one list than as the same stories twice.
     show_top = page.number == 1 and not filterset.active and len(page.ids) > TOP_ON_HOME
-    top_ids = (
-        list(Cluster.objects.public().top().values_list("pk", flat=True)[:TOP_ON_HOME])
-        if show_top
-        else []
-    )
+    top = lambda: Cluster.objects.public().top().values_list("pk", flat=True)  # noqa: E731
+    top_ids = compiled_ids(("home-top", "pk"), top)[0:TOP_ON_HOME] if show_top else []
     top = [(pk, 2) for pk in top_ids]
     # Stories already shown as top stories are not repeated below them.
     latest = [(pk, 3 if top else 2) for pk in page.ids if pk not in top_ids]
@@ -194,9 +200,13 @@ def topic_list(request):
 def topic_detail(request, slug):
     version = versioning.for_request(request).version
     topic, children = topic_and_children(slug, version)
-    rows = ClusterTopic.objects.public().filter(topic=topic)
-    filterset = cluster_filter(TopicClusterFilter, request, rows, version, f"topic:{topic.pk}")
-    page = list_page(request, filterset, ids_field="cluster_id")
+    scope = f"topic:{topic.pk}"
+
+    def rows():
+        return ClusterTopic.objects.public().filter(topic=topic)
+
+    filterset = cluster_filter(TopicClusterFilter, request, rows, version, scope)
+    page = list_page(request, filterset, ids_field="cluster_id", scope=scope)
     return render(
         request,
         "articles/topic.html",

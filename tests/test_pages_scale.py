@@ -181,3 +181,32 @@ def test_public_topic_rows_are_the_rows_of_public_clusters(world):
     hidden = ClusterTopic.objects.exclude(cluster__in=Cluster.objects.public())
     assert joined == set(listed.values_list("pk", flat=True))
     assert hidden_cluster in set(hidden.values_list("cluster_id", flat=True))
+
+
+@pytest.mark.django_db
+def test_compiled_ids_page_like_their_queryset(world):
+    from articles.pagination import compiled_ids
+
+    space = Topic.objects.get(slug="space")
+
+    def ids():
+        rows = ClusterTopic.objects.public().filter(topic=space)
+        return rows.order_by("-published_at", "-pk").values_list("cluster_id", flat=True)
+
+    compiled = compiled_ids(("test-space", space.pk), ids)
+    assert compiled is compiled_ids(("test-space", space.pk), ids)
+    for start, stop in [(0, 21), (20, 41), (180, 201), (400, 421)]:
+        assert compiled[start:stop] == list(ids()[start:stop]), (start, stop)
+    assert compiled[0:21]
+
+
+@pytest.mark.django_db
+def test_the_content_version_read_is_the_row(world):
+    from articles import versioning
+    from articles.models import ContentVersion
+
+    versioning.bump()
+    row = versioning.current()
+    stored = ContentVersion.objects.get(pk=versioning.ROW_ID)
+    assert (row.pk, row.version, row.changed_at) == (stored.pk, stored.version, stored.changed_at)
+    assert timezone.is_aware(row.changed_at)
