@@ -604,3 +604,65 @@ def test_lists_that_no_filter_narrows_match_their_filterset(client, settings, mo
     assert '<details class="filters" open>' in bypassed["/?utm_source=mail"][1]
     assert '<details class="filters">' in bypassed["/topics/space/"][1]
     assert 'href="?page=2&amp;utm_source=mail"' in bypassed["/?page=3&utm_source=mail"][1]
+
+
+def feed_links(html):
+    head = html.split("</head>", 1)[0]
+    return re.findall(r'<link rel="alternate" type="([^"]+)" title="([^"]+)" href="([^"]+)">', head)
+
+
+@pytest.mark.django_db
+def test_pages_advertise_the_site_feeds_then_their_own(client):
+    world = build_world(clusters=1, stories=2, prefix="sigma")
+    lead = world["articles"][0]
+    Provider.objects.filter(pk=lead.provider_id).update(name=HOSTILE)
+    Topic.objects.filter(slug="space").update(name="Space & <Time>")
+    site = [
+        ("application/rss+xml", "Story Clusters: all stories (RSS)", "/feeds/all.rss"),
+        ("application/atom+xml", "Story Clusters: all stories (Atom)", "/feeds/all.atom"),
+        ("application/feed+json", "Story Clusters: all stories (JSON Feed)", "/feeds/all.json"),
+    ]
+
+    def own(label, path):
+        return [
+            ("application/rss+xml", f"{label} (RSS)", f"/feeds/{path}.rss"),
+            ("application/atom+xml", f"{label} (Atom)", f"/feeds/{path}.atom"),
+            ("application/feed+json", f"{label} (JSON Feed)", f"/feeds/{path}.json"),
+        ]
+
+    hostile = HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    hostile = hostile.replace('"', "&quot;").replace("'", "&#x27;")
+    domain = lead.provider.domain
+    assert feed_links(page(client, "/")) == site
+    assert feed_links(page(client, "/topics/")) == site
+    assert feed_links(page(client, "/topics/space/")) == site + own(
+        "Space &amp; &lt;Time&gt;", "topics/space"
+    )
+    assert feed_links(page(client, f"/providers/{domain}/")) == site + own(
+        hostile, f"providers/{domain}"
+    )
+    cluster = world["clusters"][0]
+    cluster.refresh_from_db()
+    assert feed_links(page(client, f"/stories/{cluster.slug}/")) == site + own(
+        f"Developing story: {lead.title}", f"stories/{cluster.slug}"
+    )
+    # An outlet without a name is labelled by its domain.
+    Provider.objects.filter(pk=lead.provider_id).update(name="")
+    assert feed_links(page(client, f"/providers/{domain}/"))[3][1] == f"{domain} (RSS)"
+
+
+@pytest.mark.django_db
+def test_subtopics_and_the_directory_follow_the_content_version(client, settings):
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=2, stories=2, prefix="tau")
+    science = page(client, "/topics/science/")
+    assert '<ul class="chips"><li><a href="/topics/space/">Space</a></li></ul>' in science
+    assert 'class="subtopics"' not in page(client, "/topics/space/")
+    assert "Comets" not in page(client, "/") + page(client, "/topics/")
+    Topic.objects.create(name="Comets", slug="comets", parent=Topic.objects.get(slug="science"))
+    # Until content changes, the menus come from the cache.
+    assert "Comets" not in page(client, "/topics/science/")
+    versioning.bump()
+    assert '<li><a href="/topics/comets/">Comets</a></li>' in page(client, "/topics/science/")
+    for url in ["/", "/topics/"]:
+        assert '<a href="/topics/comets/">Comets</a> <span class="count">0' in page(client, url)
