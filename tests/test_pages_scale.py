@@ -83,6 +83,37 @@ def test_pagination_keeps_filters_and_a_new_filter_starts_at_page_one(world, cli
 
 
 @pytest.mark.django_db
+def test_pages_link_their_neighbours_in_the_head_and_under_the_list(world, client):
+    def links(url):
+        html = page(client, url)
+        head, body = html.split("</head>", 1)
+        nav = re.findall(r'<nav class="pagination" aria-label="Pages">(.*?)</nav>', body, re.S)
+        return (
+            re.findall(r'<link rel="(prev|next)" href="([^"]*)">', head),
+            [re.findall(r'<a rel="(prev|next)" href="([^"]*)">', n) for n in nav],
+            re.findall(r'aria-current="page">Page (\d+)</span>', body),
+        )
+
+    # 200 clusters: ten pages of twenty.
+    assert links("/topics/space/?x=%3Ca%3E") == (
+        [("next", "?x=%3Ca%3E&amp;page=2")],
+        [[("next", "?x=%3Ca%3E&amp;page=2")]],
+        ["1"],
+    )
+    middle = [("prev", "?page=4"), ("next", "?page=6")]
+    assert links("/topics/space/?page=5") == (middle, [middle], ["5"])
+    assert links("/topics/space/?page=10") == (
+        [("prev", "?page=9")],
+        [[("prev", "?page=9")]],
+        ["10"],
+    )
+    last = links("/topics/space/?page=2")
+    assert last[0] == [("prev", "?"), ("next", "?page=3")]  # page 1 carries no page=1
+    # A list of one page shows no pagination.
+    assert links("/?quality=106&since=2099-01-01") == ([], [], [])
+
+
+@pytest.mark.django_db
 def test_cluster_page_shows_lead_coverage_timeline_related_and_topics(world, client):
     html = page(client, "/stories/event-3/")
     assert "<h1>Event 3 as told by outlet 0</h1>" in html

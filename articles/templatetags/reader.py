@@ -217,6 +217,53 @@ def query_url(context, **changes):
     return f"?{encoded}" if encoded else "?"
 
 
+# Pagination is a tag rather than an include: every list renders it twice (links in
+# the head, navigation under the list), and an include costs more than building it.
+
+
+@register.simple_tag(takes_context=True)
+def rel_links(context, page):
+    """``<link rel="prev|next">`` for the head of a paginated list."""
+    links = []
+    if page.has_previous:
+        url = query_url(context, page=page.previous_page_number)
+        links.append(format_html('<link rel="prev" href="{}">', url))
+    if page.has_next:
+        url = query_url(context, page=page.next_page_number)
+        links.append(format_html('<link rel="next" href="{}">', url))
+    return mark_safe("\n  ".join(links))  # noqa: S308 - each link is built by format_html
+
+
+@register.simple_tag(takes_context=True)
+def pagination(context, page):
+    """Previous and next links under a list, with the current page number."""
+    if not page.has_other_pages:
+        return ""
+    parts = []
+    if page.has_previous:
+        parts.append(
+            format_html(
+                '<a rel="prev" href="{}"><span aria-hidden="true">←</span> Previous'
+                '<span class="visually-hidden"> page</span></a>',
+                query_url(context, page=page.previous_page_number),
+            )
+        )
+    parts.append(
+        format_html('<span class="current" aria-current="page">Page {}</span>', page.number)
+    )
+    if page.has_next:
+        parts.append(
+            format_html(
+                '<a rel="next" href="{}">Next<span class="visually-hidden"> page</span> '
+                '<span aria-hidden="true">→</span></a>',
+                query_url(context, page=page.next_page_number),
+            )
+        )
+    # Each part is built by format_html.
+    links = mark_safe("\n  ".join(parts))  # noqa: S308
+    return format_html('<nav class="pagination" aria-label="Pages">\n  {}\n</nav>', links)
+
+
 @register.filter
 def jsonld(data):
     """JSON for a ``<script type="application/ld+json">`` block, inert inside HTML."""
