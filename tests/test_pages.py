@@ -544,13 +544,21 @@ def test_topics_and_the_menu_follow_the_content_version(client, settings):
 def test_remembered_addresses_follow_the_script_prefix():
     from django.urls import set_script_prefix
 
-    from articles.links import named_url, object_url
+    from articles.links import named_url, named_urls, object_url
 
     assert object_url("articles:topic", "slug", "space") == "/topics/space/"
     set_script_prefix("/news/")
     try:
         assert object_url("articles:topic", "slug", "space") == "/news/topics/space/"
         assert named_url("articles:feeds") == "/news/feeds/"
+        names = ["articles:feed_topic_rss", "articles:feed_topic_atom", "articles:nothing"]
+        assert named_urls(names, slug="space") == (
+            "/news/feeds/topics/space.rss",
+            "/news/feeds/topics/space.atom",
+            "",
+        )
+        # Arguments that cannot form an address give nothing, as {% url ... as %} does.
+        assert named_urls(names[:1], slug="not a slug") == ("",)
     finally:
         set_script_prefix("/")
     assert object_url("articles:topic", "slug", "space") == "/topics/space/"

@@ -18,7 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from .. import versioning
-from ..links import REMEMBERED, named_url
+from ..links import REMEMBERED, named_url, named_urls
 from ..models import Topic
 
 register = template.Library()
@@ -174,9 +174,7 @@ def feed_links(context):
         )
     links = []
     for kind, kwargs, label in sets:
-        urls = tuple(
-            cached_url(f"articles:feed_{kind}_{name}", **kwargs) for name, _, _ in FEED_FORMATS
-        )
+        urls = named_urls([f"articles:feed_{kind}_{name}" for name, _, _ in FEED_FORMATS], **kwargs)
         # As ``{% url ... as var %}``: a key that cannot form an address links nothing.
         if urls[0]:
             links.append(feed_link_set(urls, label))
