@@ -171,6 +171,9 @@ class ListFilter(django_filters.FilterSet):
         SORT_TOP: ("-score", "-pk"),
     }
 
+    # Set on ``Unfiltered`` lists: their form's fields, already rendered.
+    fields_html = None
+
     class Meta:
         form = ListFilterForm
 
@@ -208,6 +211,57 @@ class ListFilter(django_filters.FilterSet):
         """The filtered, sorted rows; all rows in the default order when the form is invalid."""
         queryset = self.qs if self.is_valid() else self.queryset.all()
         return queryset.order_by(*self.orderings[self.chosen_sort])
+
+
+class Unfiltered:
+    """A list whose query string names none of ``filter_class``'s filters, answered as its
+    FilterSet would answer (bound, valid and empty when there is any query string; unbound
+    otherwise) without building one: django-filter deep-copies every filter and form field
+    per instance, which cost more than the list's query. Anything else is asked of a
+    FilterSet built on first use. ``fields`` gives the form's rendered fields (the same for
+    every such request until content changes, so the views cache them). ``rows`` gives
+    the list's queryset, built only when needed.
+    """
+
+    active = False
+    chosen_outlet = None
+    chosen_sort = SORT_LATEST
+
+    def __init__(self, filter_class, data, rows, fields, **kwargs):
+        self.filter_class, self.data, self.is_bound = filter_class, data, bool(data)
+        self._rows, self._fields, self._kwargs = rows, fields, kwargs
+
+    @functools.cached_property
+    def queryset(self):
+        return self._rows()
+
+    @staticmethod
+    def applies(filter_class, data):
+        return not any(name in data for name in filter_class.base_filters)
+
+    def is_valid(self):
+        return self.is_bound
+
+    @property
+    def errors(self):
+        return {}
+
+    def results(self):
+        # A FilterSet skips filters without a value, so its rows are these.
+        return self.queryset.all().order_by(*self.filter_class.orderings[SORT_LATEST])
+
+    @functools.cached_property
+    def fields_html(self):
+        return self._fields()
+
+    @functools.cached_property
+    def filterset(self):
+        return self.filter_class(self.data or None, queryset=self.queryset, **self._kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.filterset, name)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.urls import get_script_prefix, get_urlconf, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 
 # Enough for every topic, outlet and the clusters of many pages; about 100 bytes each.
 REMEMBERED = 20_000
@@ -29,6 +29,19 @@ def object_url(name, key, value):
 def named_url(name, **kwargs):
     """``reverse(name, kwargs=kwargs)``, remembered; raises ``NoReverseMatch`` as it does."""
     return _reverse(get_urlconf(), get_script_prefix(), name, tuple(sorted(kwargs.items())))
+
+
+def named_urls(names, **kwargs):
+    """``named_url`` for each of ``names`` with the same arguments; empty where one
+    cannot be formed. Reads the URLconf and script prefix once for all of them."""
+    urlconf, prefix, key = get_urlconf(), get_script_prefix(), tuple(sorted(kwargs.items()))
+    urls = []
+    for name in names:
+        try:
+            urls.append(_reverse(urlconf, prefix, name, key))
+        except NoReverseMatch:
+            urls.append("")
+    return tuple(urls)
 
 
 @receiver(setting_changed)

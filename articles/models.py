@@ -7,7 +7,7 @@ sitemap and API goes through ``Article.objects.published()`` /
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.utils import timezone
 
 from .links import object_url
@@ -307,10 +307,18 @@ class SourceFile(models.Model):
         return self.key
 
 
+def public_clusters(path=""):
+    """The rule for public clusters: a published file-backed lead. ``path`` reaches the
+    cluster from other rows (``"cluster__"``)."""
+    # Compared with a parameter, not the bare column Django writes for ``=True``:
+    # SQLite uses the (is_public, ...) indexes only for a comparison.
+    return Q(**{f"{path}is_public": Value(True), f"{path}lead__isnull": False})
+
+
 class ClusterQuerySet(models.QuerySet):
     def public(self):
         """Clusters with a published file-backed lead."""
-        return self.filter(is_public=True, lead__isnull=False)
+        return self.filter(public_clusters())
 
     def latest(self):
         return self.order_by("-published_at", "-pk")
@@ -357,6 +365,13 @@ class Cluster(models.Model):
         return object_url("articles:cluster", "slug", self.slug)
 
 
+class ClusterTopicQuerySet(models.QuerySet):
+    def public(self):
+        """Rows of public clusters, by a join: walking a topic's index then stops after a
+        page, where ``cluster__in=Cluster.objects.public()`` first lists every public cluster."""
+        return self.filter(public_clusters("cluster__"))
+
+
 class ClusterTopic(models.Model):
     """A topic page entry: the cluster carries the topic (or a child of it) on a published member.
 
@@ -367,6 +382,8 @@ class ClusterTopic(models.Model):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE)
     published_at = models.DateTimeField(null=True, blank=True)
     score = models.FloatField(default=0)
+
+    objects = ClusterTopicQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -5,6 +5,9 @@ at once, so the version lives in the database (one indexed read), not in any
 one process's memory. Caches put it in their keys; feeds use ``changed_at``.
 """
 
+import functools
+
+from django.db import connections, router
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,19 +38,49 @@ def hold():
 
 def current():
     """The current ``ContentVersion`` row."""
-    row = ContentVersion.objects.filter(pk=ROW_ID).first()
+    alias = router.db_for_read(ContentVersion)
+    sql, params = _row_sql(alias)
+    row = next(iter(ContentVersion.objects.raw(sql, params, using=alias)), None)
     if row is None:
         row, _ = ContentVersion.objects.get_or_create(pk=ROW_ID)
     return row
+
+
+@functools.cache
+def _row_sql(alias):
+    # Every request reads the row; building and compiling its query cost four times running it.
+    query = ContentVersion.objects.using(alias).filter(pk=ROW_ID).query
+    return query.sql_with_params()
 
 
 def for_request(request):
     """The version this request is served under: read once, shared by every cache key it builds.
 
     The response cache reads it first; the view's fragment keys then agree with
-    the page key even if a publish lands mid-request.
+    the page key even if a publish lands mid-request. Only ``version`` is read;
+    ``changed_at`` loads if asked for.
     """
     version = getattr(request, "content_version", None)
     if version is None:
-        version = request.content_version = current()
+        version = request.content_version = _version_only()
     return version
+
+
+def _version_only():
+    # Cache keys need only the number: an integer, so the row needs no field
+    # converters, and the request skips building a model query (raw() costs three
+    # times a plain cursor).
+    alias = router.db_for_read(ContentVersion)
+    sql, params = _version_sql(alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return current()
+    return ContentVersion.from_db(alias, ["id", "version"], found)
+
+
+@functools.cache
+def _version_sql(alias):
+    query = ContentVersion.objects.using(alias).filter(pk=ROW_ID).values_list("id", "version")
+    return query.query.sql_with_params()

@@ -544,13 +544,21 @@ def test_topics_and_the_menu_follow_the_content_version(client, settings):
 def test_remembered_addresses_follow_the_script_prefix():
     from django.urls import set_script_prefix
 
-    from articles.links import named_url, object_url
+    from articles.links import named_url, named_urls, object_url
 
     assert object_url("articles:topic", "slug", "space") == "/topics/space/"
     set_script_prefix("/news/")
     try:
         assert object_url("articles:topic", "slug", "space") == "/news/topics/space/"
         assert named_url("articles:feeds") == "/news/feeds/"
+        names = ["articles:feed_topic_rss", "articles:feed_topic_atom", "articles:nothing"]
+        assert named_urls(names, slug="space") == (
+            "/news/feeds/topics/space.rss",
+            "/news/feeds/topics/space.atom",
+            "",
+        )
+        # Arguments that cannot form an address give nothing, as {% url ... as %} does.
+        assert named_urls(names[:1], slug="not a slug") == ("",)
     finally:
         set_script_prefix("/")
     assert object_url("articles:topic", "slug", "space") == "/topics/space/"
@@ -565,3 +573,104 @@ def test_no_entry_cache_renders_every_entry_fresh(client, settings):
     Article.objects.filter(pk=world["articles"][0].pk).update(title="Mu renamed")
     # A different page (the whole-response cache keys on the address) renders anew.
     assert "Mu renamed" in page(client, "/topics/science/")
+
+
+@pytest.mark.django_db
+def test_lists_that_no_filter_narrows_match_their_filterset(client, settings, monkeypatch):
+    """Without a filter parameter, lists skip building the FilterSet; they must read the
+    same as with it: rows, pages, form (open once there is a query string) and links."""
+    from articles import filters
+
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=45, stories=3, prefix="rho")
+    urls = [
+        "/",
+        "/?page=2",
+        "/?utm_source=mail",
+        "/?page=3&utm_source=mail",
+        "/topics/space/",
+        "/topics/space/?page=2",
+        "/topics/science/?ref=a%20b&page=3",
+        "/topics/science/?page=4",
+    ]
+
+    def pages(kind):
+        found = {}
+        for url in urls:
+            response = client.get(url)
+            if response.status_code == 200:
+                assert isinstance(response.context["filter"], kind), url
+            found[url] = (response.status_code, response.content.decode())
+        return found
+
+    bypassed = pages(filters.Unfiltered)
+    # Again, with the form's fields from the cache.
+    assert pages(filters.Unfiltered) == bypassed
+    monkeypatch.setattr(filters.Unfiltered, "applies", staticmethod(lambda *args: False))
+    assert pages(filters.ClusterFilter) == bypassed
+    assert bypassed["/topics/science/?page=4"][0] == 404
+    assert '<details class="filters" open>' in bypassed["/?utm_source=mail"][1]
+    assert '<details class="filters">' in bypassed["/topics/space/"][1]
+    assert 'href="?page=2&amp;utm_source=mail"' in bypassed["/?page=3&utm_source=mail"][1]
+
+
+def feed_links(html):
+    head = html.split("</head>", 1)[0]
+    return re.findall(r'<link rel="alternate" type="([^"]+)" title="([^"]+)" href="([^"]+)">', head)
+
+
+@pytest.mark.django_db
+def test_pages_advertise_the_site_feeds_then_their_own(client):
+    world = build_world(clusters=1, stories=2, prefix="sigma")
+    lead = world["articles"][0]
+    Provider.objects.filter(pk=lead.provider_id).update(name=HOSTILE)
+    Topic.objects.filter(slug="space").update(name="Space & <Time>")
+    site = [
+        ("application/rss+xml", "Story Clusters: all stories (RSS)", "/feeds/all.rss"),
+        ("application/atom+xml", "Story Clusters: all stories (Atom)", "/feeds/all.atom"),
+        ("application/feed+json", "Story Clusters: all stories (JSON Feed)", "/feeds/all.json"),
+    ]
+
+    def own(label, path):
+        return [
+            ("application/rss+xml", f"{label} (RSS)", f"/feeds/{path}.rss"),
+            ("application/atom+xml", f"{label} (Atom)", f"/feeds/{path}.atom"),
+            ("application/feed+json", f"{label} (JSON Feed)", f"/feeds/{path}.json"),
+        ]
+
+    hostile = HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    hostile = hostile.replace('"', "&quot;").replace("'", "&#x27;")
+    domain = lead.provider.domain
+    assert feed_links(page(client, "/")) == site
+    assert feed_links(page(client, "/topics/")) == site
+    assert feed_links(page(client, "/topics/space/")) == site + own(
+        "Space &amp; &lt;Time&gt;", "topics/space"
+    )
+    assert feed_links(page(client, f"/providers/{domain}/")) == site + own(
+        hostile, f"providers/{domain}"
+    )
+    cluster = world["clusters"][0]
+    cluster.refresh_from_db()
+    assert feed_links(page(client, f"/stories/{cluster.slug}/")) == site + own(
+        f"Developing story: {lead.title}", f"stories/{cluster.slug}"
+    )
+    # An outlet without a name is labelled by its domain.
+    Provider.objects.filter(pk=lead.provider_id).update(name="")
+    assert feed_links(page(client, f"/providers/{domain}/"))[3][1] == f"{domain} (RSS)"
+
+
+@pytest.mark.django_db
+def test_subtopics_and_the_directory_follow_the_content_version(client, settings):
+    settings.ENTRY_CACHE_SECONDS = 600
+    build_world(clusters=2, stories=2, prefix="tau")
+    science = page(client, "/topics/science/")
+    assert '<ul class="chips"><li><a href="/topics/space/">Space</a></li></ul>' in science
+    assert 'class="subtopics"' not in page(client, "/topics/space/")
+    assert "Comets" not in page(client, "/") + page(client, "/topics/")
+    Topic.objects.create(name="Comets", slug="comets", parent=Topic.objects.get(slug="science"))
+    # Until content changes, the menus come from the cache.
+    assert "Comets" not in page(client, "/topics/science/")
+    versioning.bump()
+    assert '<li><a href="/topics/comets/">Comets</a></li>' in page(client, "/topics/science/")
+    for url in ["/", "/topics/"]:
+        assert '<a href="/topics/comets/">Comets</a> <span class="count">0' in page(client, url)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.db import connection, transaction
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -83,6 +84,37 @@ def test_pagination_keeps_filters_and_a_new_filter_starts_at_page_one(world, cli
 
 
 @pytest.mark.django_db
+def test_pages_link_their_neighbours_in_the_head_and_under_the_list(world, client):
+    def links(url):
+        html = page(client, url)
+        head, body = html.split("</head>", 1)
+        nav = re.findall(r'<nav class="pagination" aria-label="Pages">(.*?)</nav>', body, re.S)
+        return (
+            re.findall(r'<link rel="(prev|next)" href="([^"]*)">', head),
+            [re.findall(r'<a rel="(prev|next)" href="([^"]*)">', n) for n in nav],
+            re.findall(r'aria-current="page">Page (\d+)</span>', body),
+        )
+
+    # 200 clusters: ten pages of twenty.
+    assert links("/topics/space/?x=%3Ca%3E") == (
+        [("next", "?x=%3Ca%3E&amp;page=2")],
+        [[("next", "?x=%3Ca%3E&amp;page=2")]],
+        ["1"],
+    )
+    middle = [("prev", "?page=4"), ("next", "?page=6")]
+    assert links("/topics/space/?page=5") == (middle, [middle], ["5"])
+    assert links("/topics/space/?page=10") == (
+        [("prev", "?page=9")],
+        [[("prev", "?page=9")]],
+        ["10"],
+    )
+    last = links("/topics/space/?page=2")
+    assert last[0] == [("prev", "?"), ("next", "?page=3")]  # page 1 carries no page=1
+    # A list of one page shows no pagination.
+    assert links("/?quality=106&since=2099-01-01") == ([], [], [])
+
+
+@pytest.mark.django_db
 def test_cluster_page_shows_lead_coverage_timeline_related_and_topics(world, client):
     html = page(client, "/stories/event-3/")
     assert "<h1>Event 3 as told by outlet 0</h1>" in html
@@ -141,7 +173,7 @@ def test_topic_page_ids_are_an_index_range_scan_on_postgresql(world):
     if connection.vendor != "postgresql":
         pytest.skip("the query plan is checked on PostgreSQL")
     space = Topic.objects.get(slug="space")
-    rows = ClusterTopic.objects.filter(topic=space, cluster__in=Cluster.objects.public())
+    rows = ClusterTopic.objects.public().filter(topic=space)
     ids = TopicClusterFilter(None, queryset=rows).results().values_list("cluster_id", flat=True)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE articles_clustertopic")
@@ -149,3 +181,70 @@ def test_topic_page_ids_are_an_index_range_scan_on_postgresql(world):
     plan = ids[:21].explain()
     assert "clustertopic_latest" in plan, plan
     assert "Seq Scan on articles_clustertopic" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_list_ids_walk_an_index_and_stop_after_a_page_on_sqlite(world):
+    """No list page reads every public cluster: not a scan of the clusters table (a bare
+    ``is_public`` column uses no index on SQLite), nor a list of them for ``IN``."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite query plan")
+    space = Topic.objects.get(slug="space")
+    topic_ids = ClusterTopic.objects.public().filter(topic=space).order_by("-published_at", "-pk")
+    plans = {
+        "topic": topic_ids.values_list("cluster_id", flat=True)[40:61].explain(),
+        "home": Cluster.objects.public().latest().values_list("pk", flat=True)[:21].explain(),
+        "top": Cluster.objects.public().top().values_list("pk", flat=True)[:5].explain(),
+    }
+    assert "USING INDEX clustertopic_latest" in plans["topic"], plans
+    assert "USING INDEX cluster_public_latest" in plans["home"], plans
+    assert "USING INDEX cluster_public_top" in plans["top"], plans
+    for plan in plans.values():
+        assert "SCAN articles_cluster" not in plan, plans
+        assert "LIST SUBQUERY" not in plan, plans
+
+
+@pytest.mark.django_db
+def test_public_topic_rows_are_the_rows_of_public_clusters(world):
+    hidden_cluster = ClusterTopic.objects.first().cluster_id
+    Cluster.objects.filter(pk=hidden_cluster).update(is_public=False)
+    joined = set(ClusterTopic.objects.public().values_list("pk", flat=True))
+    listed = ClusterTopic.objects.filter(cluster__in=Cluster.objects.public())
+    hidden = ClusterTopic.objects.exclude(cluster__in=Cluster.objects.public())
+    assert joined == set(listed.values_list("pk", flat=True))
+    assert hidden_cluster in set(hidden.values_list("cluster_id", flat=True))
+
+
+@pytest.mark.django_db
+def test_compiled_ids_page_like_their_queryset(world):
+    from articles.pagination import compiled_ids
+
+    space = Topic.objects.get(slug="space")
+
+    def ids():
+        rows = ClusterTopic.objects.public().filter(topic=space)
+        return rows.order_by("-published_at", "-pk").values_list("cluster_id", flat=True)
+
+    compiled = compiled_ids(("test-space", space.pk), ids)
+    assert compiled is compiled_ids(("test-space", space.pk), ids)
+    for start, stop in [(0, 21), (20, 41), (180, 201), (400, 421)]:
+        assert compiled[start:stop] == list(ids()[start:stop]), (start, stop)
+    assert compiled[0:21]
+
+
+@pytest.mark.django_db
+def test_the_content_version_read_is_the_row(world):
+    from articles import versioning
+    from articles.models import ContentVersion
+
+    versioning.bump()
+    row = versioning.current()
+    stored = ContentVersion.objects.get(pk=versioning.ROW_ID)
+    assert (row.pk, row.version, row.changed_at) == (stored.pk, stored.version, stored.changed_at)
+    assert timezone.is_aware(row.changed_at)
+    # A request reads only the number; changed_at still loads, correctly, if asked for.
+    request = RequestFactory().get("/")
+    served = versioning.for_request(request)
+    assert versioning.for_request(request) is served
+    assert (served.pk, served.version) == (stored.pk, stored.version)
+    assert served.changed_at == stored.changed_at

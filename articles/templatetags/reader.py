@@ -2,11 +2,13 @@
 
 import datetime
 import json
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.cache import cache
+from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch
 from django.utils import timezone
@@ -16,7 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from .. import versioning
-from ..links import named_url
+from ..links import REMEMBERED, named_url, named_urls
 from ..models import Topic
 
 register = template.Library()
@@ -145,6 +147,51 @@ def cached_url(name, **kwargs):
         return ""
 
 
+FEED_FORMATS = (
+    ("rss", "application/rss+xml", "RSS"),
+    ("atom", "application/atom+xml", "Atom"),
+    ("json", "application/feed+json", "JSON Feed"),
+)
+
+
+@register.simple_tag(takes_context=True)
+def feed_links(context):
+    """Feed autodiscovery: the site's feeds, then the page's own (topic, outlet or cluster).
+
+    Built here rather than by template includes: every page renders it, and the
+    includes cost a third of a topic page's templates.
+    """
+    sets = [("all", {}, f"{context.get('site_name') or ''}: all stories")]
+    topic, provider, cluster = (context.get(name) for name in ("topic", "provider", "cluster"))
+    if getattr(topic, "slug", None):
+        sets.append(("topic", {"slug": topic.slug}, topic.name))
+    if getattr(provider, "domain", None):
+        sets.append(("provider", {"domain": provider.domain}, provider.name or provider.domain))
+    if getattr(cluster, "slug", None) and getattr(cluster, "is_public", False):
+        lead = cluster.lead
+        sets.append(
+            ("cluster", {"slug": cluster.slug}, f"Developing story: {lead.title if lead else ''}")
+        )
+    links = []
+    for kind, kwargs, label in sets:
+        urls = named_urls([f"articles:feed_{kind}_{name}" for name, _, _ in FEED_FORMATS], **kwargs)
+        # As ``{% url ... as var %}``: a key that cannot form an address links nothing.
+        if urls[0]:
+            links.append(feed_link_set(urls, label))
+    return mark_safe("\n  ".join(links))  # noqa: S308 - each set is built by format_html
+
+
+@lru_cache(maxsize=REMEMBERED)
+def feed_link_set(urls, label):
+    """The ``<link rel="alternate">`` of each format; a pure function of its arguments."""
+    return "\n  ".join(
+        format_html(
+            '<link rel="alternate" type="{}" title="{} ({})" href="{}">', kind, label, title, url
+        )
+        for (_, kind, title), url in zip(FEED_FORMATS, urls, strict=True)
+    )
+
+
 @register.simple_tag(takes_context=True)
 def query_url(context, **changes):
     """This page's query string with ``changes`` applied.
@@ -152,7 +199,11 @@ def query_url(context, **changes):
     Changing anything but ``page`` drops ``page`` (a new filter starts at page 1);
     a value of None or page 1 removes the key.
     """
-    params = context["request"].GET.copy()
+    query = context["request"].GET
+    # A copy without QueryDict.copy()'s deepcopy: the values are strings.
+    params = QueryDict(mutable=True)
+    for key, values in query.lists():
+        params.setlist(key, list(values))
     if set(changes) - {"page"}:
         params.pop("page", None)
     for key, value in changes.items():
@@ -162,6 +213,53 @@ def query_url(context, **changes):
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+# Pagination is a tag rather than an include: every list renders it twice (links in
+# the head, navigation under the list), and an include costs more than building it.
+
+
+@register.simple_tag(takes_context=True)
+def rel_links(context, page):
+    """``<link rel="prev|next">`` for the head of a paginated list."""
+    links = []
+    if page.has_previous:
+        url = query_url(context, page=page.previous_page_number)
+        links.append(format_html('<link rel="prev" href="{}">', url))
+    if page.has_next:
+        url = query_url(context, page=page.next_page_number)
+        links.append(format_html('<link rel="next" href="{}">', url))
+    return mark_safe("\n  ".join(links))  # noqa: S308 - each link is built by format_html
+
+
+@register.simple_tag(takes_context=True)
+def pagination(context, page):
+    """Previous and next links under a list, with the current page number."""
+    if not page.has_other_pages:
+        return ""
+    parts = []
+    if page.has_previous:
+        parts.append(
+            format_html(
+                '<a rel="prev" href="{}"><span aria-hidden="true">←</span> Previous'
+                '<span class="visually-hidden"> page</span></a>',
+                query_url(context, page=page.previous_page_number),
+            )
+        )
+    parts.append(
+        format_html('<span class="current" aria-current="page">Page {}</span>', page.number)
+    )
+    if page.has_next:
+        parts.append(
+            format_html(
+                '<a rel="next" href="{}">Next<span class="visually-hidden"> page</span> '
+                '<span aria-hidden="true">→</span></a>',
+                query_url(context, page=page.next_page_number),
+            )
+        )
+    # Each part is built by format_html.
+    links = mark_safe("\n  ".join(parts))  # noqa: S308
+    return format_html('<nav class="pagination" aria-label="Pages">\n  {}\n</nav>', links)
 
 
 @register.filter
