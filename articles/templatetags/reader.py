@@ -237,26 +237,22 @@ def pagination(context, page):
     """Previous and next links under a list, with the current page number."""
     if not page.has_other_pages:
         return ""
-    parts = []
-    if page.has_previous:
-        parts.append(
-            format_html(
-                '<a rel="prev" href="{}"><span aria-hidden="true">←</span> Previous'
-                '<span class="visually-hidden"> page</span></a>',
-                query_url(context, page=page.previous_page_number),
-            )
-        )
-    parts.append(
-        format_html('<span class="current" aria-current="page">Page {}</span>', page.number)
+    steps = (
+        (
+            page.has_previous,
+            '<a rel="prev" href="{}"><span aria-hidden="true">←</span> Previous'
+            '<span class="visually-hidden"> page</span></a>',
+            lambda: query_url(context, page=page.previous_page_number),
+        ),
+        (True, '<span class="current" aria-current="page">Page {}</span>', lambda: page.number),
+        (
+            page.has_next,
+            '<a rel="next" href="{}">Next<span class="visually-hidden"> page</span> '
+            '<span aria-hidden="true">→</span></a>',
+            lambda: query_url(context, page=page.next_page_number),
+        ),
     )
-    if page.has_next:
-        parts.append(
-            format_html(
-                '<a rel="next" href="{}">Next<span class="visually-hidden"> page</span> '
-                '<span aria-hidden="true">→</span></a>',
-                query_url(context, page=page.next_page_number),
-            )
-        )
+    parts = [format_html(markup, value()) for shown, markup, value in steps if shown]
     # Each part is built by format_html.
     links = mark_safe("\n  ".join(parts))  # noqa: S308
     return format_html('<nav class="pagination" aria-label="Pages">\n  {}\n</nav>', links)
