@@ -371,7 +371,7 @@ def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, 
     members = {s.pk: [s] for s in stories}
     span = {s.pk: (s.time, s.time) for s in stories}
     pair_weights = {}
-    unpacked = {}  # pk -> the story with its text unpacked (see _Sweep._retire)
+    unpacked = {}  # pk -> the story with its text unpacked (see _Sweep._forget_old)
 
     def find(pk):
         while parent[pk] != pk:
