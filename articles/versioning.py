@@ -47,10 +47,13 @@ def current():
 
 
 @functools.cache
-def _row_sql(alias):
-    # Every request reads the row; building and compiling its query cost four times running it.
-    query = ContentVersion.objects.using(alias).filter(pk=ROW_ID).query
-    return query.sql_with_params()
+def _row_sql(alias, fields=()):
+    """The row's query (only ``fields``, when given), compiled once per process: every
+    request reads the row, and building and compiling the query cost four times running it."""
+    query = ContentVersion.objects.using(alias).filter(pk=ROW_ID)
+    if fields:
+        query = query.values_list(*fields)
+    return query.query.sql_with_params()
 
 
 def for_request(request):
@@ -66,21 +69,18 @@ def for_request(request):
     return version
 
 
+_VERSION_FIELDS = ("id", "version")
+
+
 def _version_only():
     # Cache keys need only the number: an integer, so the row needs no field
     # converters, and the request skips building a model query (raw() costs three
     # times a plain cursor).
     alias = router.db_for_read(ContentVersion)
-    sql, params = _version_sql(alias)
+    sql, params = _row_sql(alias, _VERSION_FIELDS)
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchone()
     if found is None:
         return current()
-    return ContentVersion.from_db(alias, ["id", "version"], found)
-
-
-@functools.cache
-def _version_sql(alias):
-    query = ContentVersion.objects.using(alias).filter(pk=ROW_ID).values_list("id", "version")
-    return query.query.sql_with_params()
+    return ContentVersion.from_db(alias, _VERSION_FIELDS, found)

@@ -180,8 +180,8 @@ def home(request):
     page = list_page(request, filterset, scope="home")
     # A short front page reads better as one list than as the same stories twice.
     show_top = page.number == 1 and not filterset.active and len(page.ids) > TOP_ON_HOME
-    top = lambda: Cluster.objects.public().top().values_list("pk", flat=True)  # noqa: E731
-    top_ids = compiled_ids(("home-top", "pk"), top)[0:TOP_ON_HOME] if show_top else []
+    top_query = lambda: Cluster.objects.public().top().values_list("pk", flat=True)  # noqa: E731
+    top_ids = compiled_ids(("home-top", "pk"), top_query)[0:TOP_ON_HOME] if show_top else []
     top = [(pk, 2) for pk in top_ids]
     # Stories already shown as top stories are not repeated below them.
     latest = [(pk, 3 if top else 2) for pk in page.ids if pk not in top_ids]
