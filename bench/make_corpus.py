@@ -3,6 +3,8 @@
     python bench/make_corpus.py --count 10000 --seed 1 bench/out/corpus-10000/
 
 Distributions follow the real corpus and the seeds: title and excerpt lengths,
+excerpt words from a long-tailed vocabulary (as many distinct words per 700
+excerpts as the real archive), with a few words shared by one event's coverage,
 a Zipf spread of outlets, a topic tree with one root per file, one image on most
 files, related lists of 0 to 60 items that link to other files of the corpus and
 to related-only stories shared between files, same-event groups with
@@ -18,6 +20,7 @@ only written when their bytes differ, so switching revisions is cheap.
 
 import argparse
 import base64
+import itertools
 import json
 import random
 import sys
@@ -152,6 +155,31 @@ TOPIC_TREE = {
 ROOT_WEIGHTS = [("Artificial Intelligence", 70), ("Power Apps", 30)]
 
 
+def _vocabulary(size=6000):
+    """Made-up words in a fixed order: a Zipf draw over them reads like prose's long tail."""
+    onsets = ["b", "br", "c", "d", "f", "g", "gr", "h", "k", "l", "m", "n", "p", "pl", "r", "s",
+              "st", "t", "tr", "v", "w"]  # fmt: skip
+    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
+    codas = ["", "n", "r", "s", "t", "l", "m", "nd", "st", "ck"]
+    rng = random.Random("vocabulary")
+    words = set()
+    while len(words) < size:
+        length = rng.choice([2, 2, 3, 3, 4])
+        syllables = [rng.choice(onsets) + rng.choice(vowels) for _ in range(length)]
+        words.add("".join(syllables) + rng.choice(codas))
+    # Sorted before shuffling: a set's order changes with every process's string hashing.
+    words = sorted(words)
+    rng.shuffle(words)
+    return words
+
+
+VOCABULARY = _vocabulary()
+# Zipf weights, cumulated once: rng.choices() then bisects instead of summing per call.
+VOCABULARY_WEIGHTS = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(VOCABULARY))))
+# Share of an excerpt's words from the long tail rather than the common phrasing of WORDS.
+TAIL_SHARE = 0.5
+
+
 def weighted(rng, pairs):
     values, weights = zip(*pairs, strict=True)
     return rng.choices(values, weights)[0]
@@ -268,6 +296,7 @@ class Corpus:
                     "title": title,
                     "webUrl": f"https://{domain}/related/{event}-{number}/{slugify(title, 60)}",
                     "outlet": outlet,
+                    "event": event,
                 }
             )
         return items
@@ -346,14 +375,22 @@ class Corpus:
             text = text.replace("\n", "\r\n")
         return text
 
-    def _excerpt(self, rng):
+    def event_words(self, event):
+        """Words the coverage of one event shares beyond its headline (names, places, figures)."""
+        return random.Random(f"{self.seed}/event-words/{event}").sample(VOCABULARY, 5)
+
+    def _excerpt(self, rng, event):
         roll = rng.random()
         if roll < 0.01:
             return rng.choice(PLACEHOLDERS)
         target = from_deciles(rng, EXCERPT_DECILES)
-        words = []
+        words = rng.sample(self.event_words(event), rng.randint(1, 3))
         while sum(len(w) + 1 for w in words) < target:
-            words.append(rng.choice(WORDS))
+            if rng.random() < TAIL_SHARE:
+                words.append(rng.choices(VOCABULARY, cum_weights=VOCABULARY_WEIGHTS)[0])
+            else:
+                words.append(rng.choice(WORDS))
+        rng.shuffle(words)
         text = " ".join(words).capitalize()
         if roll < 0.17:
             spot = rng.randrange(len(words))
@@ -395,7 +432,7 @@ class Corpus:
         item = {
             "crlf": rng.random() < 0.066,
             "title": title,
-            "excerpt": self._excerpt(rng),
+            "excerpt": self._excerpt(rng, event),
             "publishedDateTime": published,
             "type": kind,
             "scores": None if rng.random() < 0.01 else (quality, heat, is_published),
@@ -451,17 +488,18 @@ class Corpus:
 
     def _related_item(self, rng, kind, target):
         if kind == "file":
-            _e, published, outlet, url, title, story_type, _r = self.stories[target]
+            event, published, outlet, url, title, story_type, _r = self.stories[target]
             published += timedelta(minutes=rng.choice([0, 0, 0, 40]))
         else:
             outlet, url, title = target["outlet"], target["webUrl"], target["title"]
+            event = target["event"]
             published, story_type = START + timedelta(minutes=rng.randrange(DAYS * 1440)), "article"
         name, domain = self.outlets[outlet]
         if story_type == "video":
             url = f"https://youtube.com/watch?v={target:011d}"
         item = {
             "title": title if rng.random() < 0.8 else title.lower(),
-            "excerpt": self._excerpt(rng),
+            "excerpt": self._excerpt(rng, event),
             "publishedDateTime": published,
             "webUrl": url,
             "type": "article",
@@ -482,7 +520,7 @@ class Corpus:
         if rng.random() < 0.1:
             item["title"] = item["title"].rstrip() + " (updated)"
         if rng.random() < 0.1:
-            item["excerpt"] = self._excerpt(rng)
+            item["excerpt"] = self._excerpt(rng, self.stories[index][0])
         if rng.random() < 0.2 and item["related"]:
             item["related"].pop(rng.randrange(len(item["related"])))
         if rng.random() < 0.2:
