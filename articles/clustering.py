@@ -17,9 +17,11 @@ How stories are grouped, in three steps:
 
 1. File-backed stories are joined along edges: text similarity within a few days,
    a related listing backed by some similarity, or the same wire copy (same
-   headline or opening) however late it ran. Edges are taken strongest first and
-   a merge is refused when the cluster would span more than ``MAX_SPAN`` or read
-   too unlike itself on average, so long noisy lists never chain into a blob.
+   headline or opening) however late it ran. Each day's edges are taken
+   strongest first and a merge is refused when the cluster would span more than
+   ``MAX_SPAN``, read too unlike itself on average, or join two groups both begun
+   before that day, so long noisy lists never chain into a blob and a day's
+   stories never reshape earlier days' clusters.
 2. Each related-only story joins the cluster, among those of the stories listing
    it, that it reads most like. Those that join none are grouped among
    themselves by the rules of step 1 (events no file covers, listed by several
@@ -39,7 +41,7 @@ import math
 import operator
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict, deque, namedtuple
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import reduce
 from types import SimpleNamespace
@@ -65,13 +67,10 @@ from .models import (
 from .text_similarity import (
     ENTITY_WEIGHT,
     NAMELESS_FACTOR,
-    StoryText,
     own_weight,
-    pack,
     same_copy,
     similarity,
     story_text,
-    unpack,
 )
 
 # Stories merely alike must run within WINDOW of each other; a cluster never
@@ -92,9 +91,7 @@ ORPHAN_THRESHOLD = 0.65
 # Above this many changed stories a load regroups everything in one pass (same result).
 BULK_LOAD_STORIES = 2000
 QUERY_BATCH = 1000
-# Texts a grouping keeps unpacked, and pair weights it remembers: enough for any
-# one merge, bounded for a component of any size.
-UNPACKED_TEXTS = 4096
+# Pair weights a grouping remembers: enough for any one merge, bounded however long it runs.
 REMEMBERED_PAIRS = 20_000
 # How many of a headline key's longest words narrow the database search for its copies.
 COPY_KEY_WORDS = 3
@@ -355,75 +352,108 @@ def _sort_strongest_first(edges):
     edges.sort(key=lambda edge: (-edge[0], *sorted((edge[1].url, edge[2].url))))
 
 
-def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, edges=None):
-    """Partition stories into events: {pk: group id (a member's pk)}.
+class _DayByDay:
+    """The grouping of step 1, fed a day at a time.
 
-    ``min_weight``: the weakest edge that may join two groups (see ``ORPHAN_THRESHOLD``).
-    ``edges``: every edge among ``stories`` of at least ``min_weight``, once
-    each, as ``(weight, a, b)`` with a.pk < b.pk, when the caller has found them
-    already; the list is sorted in place.
+    Each day's edges (those whose newer story falls on that day) are taken
+    strongest first. A merge is refused when the cluster would span more than
+    MAX_SPAN, read too unlike itself on average, or join two groups that both
+    began before that day: a new story joins an earlier event, it never bridges
+    two. So the groups of the stories before any day are final at its start,
+    whatever comes later, and a sweep can let a group go once no new edge can
+    reach it.
     """
-    if edges is None:
-        edges = CandidateIndex(stories, min_weight).edges(isolated)
-    else:
-        _sort_strongest_first(edges)
-    parent = {s.pk: s.pk for s in stories}
-    members = {s.pk: [s] for s in stories}
-    span = {s.pk: (s.time, s.time) for s in stories}
-    pair_weights = {}
-    unpacked = {}  # pk -> the story with its text unpacked (see _Sweep._forget_old)
 
-    def find(pk):
+    def __init__(self, min_weight):
+        self.min_weight = min_weight
+        self.parent, self.members, self.span = {}, {}, {}
+        self.pair_weights = {}
+        # Copies of one story more than WINDOW apart that the rules refused: joined
+        # after the grouping, so a late re-run never widens the span others face.
+        self.late_copies = []
+
+    def add(self, story):
+        pk = story.pk
+        self.parent[pk], self.members[pk], self.span[pk] = pk, [story], (story.time, story.time)
+
+    def find(self, pk):
+        parent = self.parent
         while parent[pk] != pk:
             parent[pk] = parent[parent[pk]]
             pk = parent[pk]
         return pk
 
-    def readable(story):
-        if isinstance(story.text, StoryText):
-            return story
-        if story.pk not in unpacked:
-            if len(unpacked) >= UNPACKED_TEXTS:
-                unpacked.clear()
-            unpacked[story.pk] = replace(story, text=unpack(story.text))
-        return unpacked[story.pk]
-
-    def pair_weight(a, b):
+    def _pair_weight(self, a, b):
         key = (a.pk, b.pk) if a.pk < b.pk else (b.pk, a.pk)
-        if key not in pair_weights:
-            if len(pair_weights) >= REMEMBERED_PAIRS:
-                pair_weights.clear()
-            a, b = readable(a), readable(b)
+        weights = self.pair_weights
+        if key not in weights:
+            if len(weights) >= REMEMBERED_PAIRS:
+                weights.clear()
             weight = edge_weight(a, b)
-            pair_weights[key] = weight if weight is not None else similarity(a.text, b.text)
-        return pair_weights[key]
+            weights[key] = weight if weight is not None else similarity(a.text, b.text)
+        return weights[key]
 
-    def cohesive(left, right):
-        total = sum(pair_weight(a, b) for a in members[left] for b in members[right])
+    def _cohesive(self, left, right):
+        members = self.members
+        total = sum(self._pair_weight(a, b) for a in members[left] for b in members[right])
         return total / (len(members[left]) * len(members[right])) >= GROUP_THRESHOLD
 
-    late_copies = []
-    for weight, a, b in edges:
-        left, right = find(a.pk), find(b.pk)
-        if left == right or weight < min_weight:
-            continue
-        start = min(span[left][0], span[right][0])
-        end = max(span[left][1], span[right][1])
-        if end - start > MAX_SPAN or not cohesive(left, right):
-            if abs(a.time - b.time) > WINDOW and weight > 1:
-                late_copies.append((a, b))
-            continue
-        parent[right] = left
-        members[left].extend(members.pop(right))
-        span[left] = (start, end)
-    # A late re-run of wire copy joins its event whatever the span; it does not
-    # widen the span other stories are measured against.
-    for a, b in late_copies:
-        left, right = find(a.pk), find(b.pk)
-        if left != right:
-            parent[right] = left
-            members[left].extend(members.pop(right))
-    return {pk: find(pk) for pk in parent}
+    def group_day(self, day, edges):
+        """Apply one day's (weight, a, b) edges; the list is sorted in place."""
+        _sort_strongest_first(edges)
+        span = self.span
+        for weight, a, b in edges:
+            left, right = self.find(a.pk), self.find(b.pk)
+            if left == right or weight < self.min_weight:
+                continue
+            start = min(span[left][0], span[right][0])
+            end = max(span[left][1], span[right][1])
+            if (
+                (span[left][0].date() < day and span[right][0].date() < day)
+                or end - start > MAX_SPAN
+                or not self._cohesive(left, right)
+            ):
+                if abs(a.time - b.time) > WINDOW and weight > 1:
+                    self.late_copies.append((a.pk, b.pk))
+                continue
+            self.parent[right] = left
+            self.members[left].extend(self.members.pop(right))
+            span[left] = (start, end)
+            del span[right]
+
+    def release(self, root):
+        """Forget a finished group: {pk: root} for its members."""
+        members = self.members.pop(root)
+        del self.span[root]
+        for story in members:
+            del self.parent[story.pk]
+        return dict.fromkeys((story.pk for story in members), root)
+
+
+def _edge_day(edge):
+    return max(edge[1].time, edge[2].time).date()
+
+
+def group_file_backed(stories, isolated=frozenset(), min_weight=TEXT_THRESHOLD, edges=None):
+    """Partition stories into events: {pk: group id (a member's pk)}.
+
+    ``min_weight``: the weakest edge that may join two groups (see ``ORPHAN_THRESHOLD``).
+    ``edges``: every edge among ``stories`` of at least ``min_weight``, once
+    each, as ``(weight, a, b)`` with a.pk < b.pk, when the caller has found them already.
+    """
+    if edges is None:
+        edges = CandidateIndex(stories, min_weight).edges(isolated)
+    grouping = _DayByDay(min_weight)
+    for story in stories:
+        grouping.add(story)
+    by_day = defaultdict(list)
+    for edge in edges:
+        by_day[_edge_day(edge)].append(edge)
+    for day in sorted(by_day):
+        grouping.group_day(day, by_day[day])
+    labels = {pk: grouping.find(pk) for pk in grouping.parent}
+    _join(labels, grouping.late_copies)
+    return labels
 
 
 # --- Step 2: related-only stories --------------------------------------------
@@ -855,10 +885,11 @@ def partition():
 #
 # A rebuild reaches the partition the rules above give for all stories at once,
 # holding only the stories near the sweep's current time (and a few integers per
-# story): every edge but a wire copy's joins stories at most WINDOW apart, and
-# copies more than MAX_SPAN apart only ever join after the greedy pass (the span
-# refuses them there). So each connected component of the other edges is grouped
-# on its own, by group_file_backed(), once the sweep has left it MAX_SPAN behind.
+# story): every edge but a wire copy's joins stories at most WINDOW apart, copies
+# more than MAX_SPAN apart only ever join after the grouping (the span refuses
+# them there), and the groups of earlier days are final (see _DayByDay). So a
+# group is finished once the sweep is MAX_SPAN past its newest story, however
+# far its connected stories run on: at 51 files a day they run for years.
 
 
 def _stream(queryset):
@@ -899,11 +930,11 @@ class _Posting:
 
 
 class _Sweep:
-    """Groups stories fed oldest first, a connected component at a time.
+    """Groups stories fed oldest first, a day at a time, holding a window of them.
 
-    ``add()`` returns the groupings ({pk: root}) of the components it closed,
-    ``finish()`` those still open; ``late_pairs()`` then gives the copies further
-    apart than MAX_SPAN, for the caller to join.
+    ``add()`` returns the groupings ({pk: root}) it has finished, ``finish()``
+    the rest; ``late_pairs()`` then gives the copies further apart than the
+    rules let join, for the caller to put together.
     """
 
     def __init__(self, min_weight, isolated=frozenset()):
@@ -912,37 +943,17 @@ class _Sweep:
         self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
         self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
         self.listed_by = defaultdict(list)  # pk -> stories listing it
-        self.open = {}  # pk -> story, until its component closes
-        self.arrived = deque()  # open stories not yet retired, oldest first
+        self.open = {}  # pk -> story, until its group is finished
         self.own_weights = {}  # pk -> CandidateIndex.own_weights of an indexed open story
-        self.parent, self.members, self.reach = {}, {}, {}
-        self.edges = defaultdict(list)  # root -> the component's edges
-        self.closing = []  # heap of (reach, root)
+        self.grouping = _DayByDay(min_weight)
+        self.day, self.day_edges = None, []
+        self.newest = []  # heap of (time, pk) of every open story, to find finished groups
         # hash(copy key) -> every story id with it: copies further apart than the
         # window are checked against the database at the end (they are rare).
         self.copy_ids = defaultdict(list)
         self.late = []
         self.now = None
         self.fed = 0
-
-    def _find(self, pk):
-        parent = self.parent
-        while parent[pk] != pk:
-            parent[pk] = parent[parent[pk]]
-            pk = parent[pk]
-        return pk
-
-    def _union(self, a, b):
-        left, right = self._find(a), self._find(b)
-        if left == right:
-            return
-        if len(self.members[left]) < len(self.members[right]):
-            left, right = right, left
-        self.parent[right] = left
-        self.members[left].extend(self.members.pop(right))
-        self.edges[left].extend(self.edges.pop(right, ()))
-        self.reach[left] = max(self.reach[left], self.reach.pop(right))
-        heapq.heappush(self.closing, (self.reach[left], left))
 
     def _candidates(self, story):
         """Open stories that may have an edge to ``story`` (CandidateIndex's bound)."""
@@ -965,7 +976,7 @@ class _Sweep:
                 if story.time - other.time <= MAX_SPAN
             )
         # Listed stories further back than MAX_SPAN cannot pair (copies are
-        # found above) and may be retired already.
+        # found above) and may be finished already.
         found.update(
             pk
             for pk in story.lists
@@ -979,27 +990,48 @@ class _Sweep:
         return [self.open[pk] for pk in found]
 
     def add(self, story):
-        self.now, pk = story.time, story.pk
-        self.open[pk], self.parent[pk], self.members[pk] = story, pk, [story]
-        self.arrived.append(story)
-        self.reach[pk] = story.time
-        heapq.heappush(self.closing, (story.time, pk))
+        finished = {}
+        day = story.time.date()
+        if self.day is not None and day != self.day:
+            finished = self._end_day(story.time)
+        self.day, self.now, pk = day, story.time, story.pk
+        self.open[pk] = story
+        self.grouping.add(story)
+        heapq.heappush(self.newest, (story.time, pk))
         if pk not in self.isolated:
-            edges = []
             for other in self._candidates(story):
                 if other.pk in self.isolated:
                     continue
                 weight = edge_weight(story, other)
                 if weight is not None and weight >= self.min_weight:
-                    self._union(pk, other.pk)
-                    edges.append((weight, *sorted((story, other), key=lambda s: s.pk)))
-            # Kept for the grouping pass, which need not find them again.
-            self.edges[self._find(pk)].extend(edges)
+                    self.day_edges.append((weight, *sorted((story, other), key=lambda s: s.pk)))
             self._index(story)
         self.fed += 1
         if self.fed % QUERY_BATCH == 0:
             self._forget_old()
-        return self._close(lambda reach: self.now - reach > MAX_SPAN)
+        return finished
+
+    def _end_day(self, next_time):
+        """Group the day's edges; finish the groups no story from ``next_time`` on can reach."""
+        self.grouping.group_day(self.day, self.day_edges)
+        self.day_edges = []
+        grouping, finished = self.grouping, {}
+
+        def out_of_reach(time):
+            return next_time is None or next_time - time > MAX_SPAN
+
+        while self.newest and out_of_reach(self.newest[0][0]):
+            _time, pk = heapq.heappop(self.newest)
+            if pk not in grouping.parent:
+                continue  # finished with its group
+            root = grouping.find(pk)
+            if not out_of_reach(grouping.span[root][1]):
+                continue  # its newest member's turn comes later
+            for member in grouping.release(root):
+                del self.open[member]
+                self.own_weights.pop(member, None)
+                finished[member] = root
+        return finished
 
     def _index(self, story):
         text = story.text
@@ -1018,17 +1050,7 @@ class _Sweep:
             self.copies[text.copy_key].append(story)
 
     def _forget_old(self):
-        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN).
-
-        Stories further back than MAX_SPAN get no more edges, but stay while
-        their component is open: they are retired to packed texts, so a
-        component that runs on for months holds a tenth of their size.
-        """
-        while self.arrived and self.now - self.arrived[0].time > MAX_SPAN:
-            story = self.arrived.popleft()
-            if story.pk in self.open:
-                story.text = pack(story.text)
-                story.lists = tuple(story.lists)
+        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN)."""
         for postings in self.postings.values():
             for token in list(postings):
                 postings[token].drop_before(self.now - WINDOW)
@@ -1047,35 +1069,16 @@ class _Sweep:
             else:
                 del self.listed_by[target]
 
-    def _close(self, due):
-        groups = {}
-        while self.closing and due(self.closing[0][0]):
-            reach, root = heapq.heappop(self.closing)
-            if self.reach.get(root) != reach or self.parent.get(root) != root:
-                continue  # merged or moved on since it was queued
-            stories = self.members.pop(root)
-            del self.reach[root]
-            for story in stories:
-                del self.open[story.pk], self.parent[story.pk]
-                self.own_weights.pop(story.pk, None)
-            edges = self.edges.pop(root, [])
-            if len(stories) == 1:
-                groups[root] = root  # most stories: nothing to group
-            else:
-                groups.update(group_file_backed(stories, self.isolated, self.min_weight, edges))
-        return groups
-
     def finish(self):
-        """The groupings of the components still open (then ask for ``late_pairs()``)."""
-        groups = self._close(lambda reach: True)
+        """The groupings not yet returned (then ask for ``late_pairs()``)."""
+        groups = self._end_day(None) if self.day is not None else {}
         # Nothing more comes: let the indexes go before the caller's next step.
         self.postings, self.copies, self.listed_by, self.copy_ids = {}, {}, {}, {}
-        self.arrived.clear()
         return groups
 
     def late_pairs(self, queryset):
-        """Copies further apart than MAX_SPAN, checked against the stories' texts."""
-        pairs = []
+        """Copies further apart than the rules let join, checked against the stories' texts."""
+        pairs = list(self.grouping.late_copies)
         for start in range(0, len(self.late), QUERY_BATCH):
             batch = self.late[start : start + QUERY_BATCH]
             stories = _load_stories(queryset.filter(pk__in={pk for pair in batch for pk in pair}))

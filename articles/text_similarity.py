@@ -186,33 +186,6 @@ def story_text(title, excerpt="", beat=()):
     )
 
 
-def pack(text):
-    """``text`` as one flat tuple, about a tenth of its size (for stories held long)."""
-    return (
-        text.copy_key,
-        len(text.title_tokens),
-        len(text.lede_tokens),
-        *text.title_tokens,
-        *text.lede_tokens,
-        *text.names,
-    )
-
-
-def unpack(packed):
-    """The StoryText ``pack()`` was given."""
-    title_end = 3 + packed[1]
-    lede_end = title_end + packed[2]
-    title_tokens = frozenset(packed[3:title_end])
-    lede_tokens = frozenset(packed[title_end:lede_end])
-    return StoryText(
-        title_tokens=title_tokens,
-        tokens=title_tokens | lede_tokens,
-        names=frozenset(packed[lede_end:]),
-        lede_tokens=lede_tokens,
-        copy_key=packed[0],
-    )
-
-
 def _weight(tokens, names):
     return len(tokens) + (ENTITY_WEIGHT - 1) * len(tokens & names)
 

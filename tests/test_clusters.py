@@ -4,7 +4,6 @@ import math
 import random
 import shutil
 from collections import defaultdict
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +22,6 @@ from articles.models import (
     SourceFile,
 )
 from articles.text_similarity import (
-    StoryText,
     same_copy,
     similarity,
     story_text,
@@ -266,11 +264,12 @@ def test_a_rebuild_sweep_holds_a_window_of_stories_not_the_corpus():
     assert len({groups[2 * day] for day in range(120)}) == 120
 
 
-def test_a_component_running_for_months_groups_as_if_held_whole(monkeypatch):
+def test_a_chain_running_for_months_is_grouped_holding_only_a_window(monkeypatch):
     """A story a day, each headline one word on from yesterday's: one connected
-    component for 200 days. The sweep packs the texts of stories it has passed
-    while the component stays open; grouping it must not notice."""
-    monkeypatch.setattr(clustering, "QUERY_BATCH", 10)  # retire often
+    component for 200 days. Day by day, a group no new edge can reach is
+    finished, so the sweep holds about two spans of stories, and groups them as
+    the whole component held at once would be."""
+    monkeypatch.setattr(clustering, "QUERY_BATCH", 10)  # prune the indexes often
     rng = random.Random(11)
     words = invented_words(rng, 210)
     start = datetime(2024, 1, 1, tzinfo=UTC)
@@ -286,21 +285,65 @@ def test_a_component_running_for_months_groups_as_if_held_whole(monkeypatch):
         )
         for day in range(200)
     ]
+    index = clustering.CandidateIndex(stories)
+    assert len(partition_of(clustering.group_file_backed(stories, edges=[]))) == 200
+    edges = index.edges()
+    chain = clustering.group_file_backed(stories, edges=[(1, a, b) for _, a, b in edges])
+    assert len(partition_of(chain)) < 200  # the edges do run the whole way
     expected = clustering.group_file_backed(stories)
 
     sweep = clustering._Sweep(clustering.TEXT_THRESHOLD)
-    groups, packed_while_open = {}, 0
-    for story in [replace(story) for story in stories]:
+    groups, most_open = {}, 0
+    for story in stories:
         groups.update(sweep.add(story))
-        packed_while_open = max(
-            packed_while_open,
-            sum(not isinstance(s.text, StoryText) for s in sweep.open.values()),
-        )
+        most_open = max(most_open, len(sweep.open))
     groups.update(sweep.finish())
 
-    assert packed_while_open > 100
+    assert most_open <= 3 * (clustering.MAX_SPAN.days + 1)
     assert len(set(expected.values())) > 20  # the span cuts the chain into events
     assert partition_of(groups) == partition_of(expected)
+
+
+def test_a_new_story_joins_one_earlier_event_and_never_bridges_two():
+    """Two events a day apart that read alike but not enough to merge; the next
+    day, a story that reads like both joins the closer one only: the groups of
+    earlier days are final, which is what lets a sweep finish them."""
+    start = datetime(2024, 3, 1, 9, tzinfo=UTC)
+
+    def story(pk, hours, title, excerpt):
+        return clustering.Story(
+            pk=pk,
+            url=f"https://example.com/{pk}",
+            slug=f"story-{pk}",
+            file_backed=True,
+            time=start + timedelta(hours=hours),
+            cluster_id=None,
+            text=story_text(title, excerpt),
+        )
+
+    first = story(
+        1,
+        0,
+        "Zorbix buys Quantelle for $2 billion",
+        "The all-cash deal values the chip designer at a premium.",
+    )
+    second = story(2, 20, "Brevo sues Zorbix", "Brevo filed a lawsuit over patents on Monday.")
+    bridge = story(
+        3,
+        44,
+        "Brevo sues to stop Zorbix buying Quantelle",
+        "Brevo filed a lawsuit against the all-cash deal for the chip designer.",
+    )
+    alike = clustering.similarity
+    assert alike(first.text, second.text) < clustering.TEXT_THRESHOLD  # no edge: apart
+    to_first, to_second = alike(bridge.text, first.text), alike(bridge.text, second.text)
+    assert clustering.TEXT_THRESHOLD <= to_first < to_second
+    # Held together, the three would read alike enough on average to merge.
+    pairs = [alike(first.text, second.text), to_first, to_second]
+    assert sum(pairs) / 3 >= clustering.GROUP_THRESHOLD
+
+    groups = partition_of(clustering.group_file_backed([first, second, bridge]))
+    assert groups == {frozenset({1}), frozenset({2, 3})}
 
 
 def partition_of(groups):
