@@ -239,6 +239,7 @@ class Corpus:
                 self.stories.append((event, published, outlet, url, title, kind, root))
             event += 1
         self.event_count = event
+        self._event_words = {}
         self.event_members = {}
         for index, story in enumerate(self.stories):
             self.event_members.setdefault(story[0], []).append(index)
@@ -377,7 +378,12 @@ class Corpus:
 
     def event_words(self, event):
         """Words the coverage of one event shares beyond its headline (names, places, figures)."""
-        return random.Random(f"{self.seed}/event-words/{event}").sample(VOCABULARY, 5)
+        # Asked for by every file of the event and every item listing it: drawn once.
+        words = self._event_words.get(event)
+        if words is None:
+            rng = random.Random(f"{self.seed}/event-words/{event}")
+            words = self._event_words[event] = rng.sample(VOCABULARY, 5)
+        return words
 
     def _excerpt(self, rng, event):
         roll = rng.random()
