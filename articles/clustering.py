@@ -47,7 +47,7 @@ from functools import reduce
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -114,6 +114,8 @@ STORY_FIELDS = (
     "first_seen_at",
     "cluster_id",
     "provider__name",
+    "event_first",
+    "grouped_at",
 )
 
 
@@ -129,6 +131,9 @@ class Story:
     cluster_id: int
     text: object
     lists: set = field(default_factory=set)
+    # As last stored (see Article.event_first): None for a story never grouped.
+    event: int = None
+    grouped_at: object = None
 
     @classmethod
     def from_row(cls, row, topic_names=()):
@@ -142,6 +147,8 @@ class Story:
             time=row["published_at"] or row["first_seen_at"],
             cluster_id=row["cluster_id"],
             text=story_text(row["title"], row["excerpt"], beat),
+            event=row["event_first"],
+            grouped_at=row["grouped_at"],
         )
 
 
@@ -376,6 +383,14 @@ class _DayByDay:
         pk = story.pk
         self.parent[pk], self.members[pk], self.span[pk] = pk, [story], (story.time, story.time)
 
+    def add_group(self, stories):
+        """A group as an earlier grouping left it (the replay of ``_replay`` starts from it)."""
+        root = stories[0].pk
+        for story in stories:
+            self.parent[story.pk] = root
+        self.members[root] = list(stories)
+        self.span[root] = (min(s.time for s in stories), max(s.time for s in stories))
+
     def find(self, pk):
         parent = self.parent
         while parent[pk] != pk:
@@ -422,12 +437,17 @@ class _DayByDay:
             del span[right]
 
     def release(self, root):
-        """Forget a finished group: {pk: root} for its members."""
+        """Forget a finished group; returns its members."""
         members = self.members.pop(root)
         del self.span[root]
         for story in members:
             del self.parent[story.pk]
-        return dict.fromkeys((story.pk for story in members), root)
+        return members
+
+
+def _first(members):
+    """The story that names an event: its earliest (a later day never adds an earlier one)."""
+    return min(members, key=lambda s: (s.time, s.pk))
 
 
 def _edge_day(edge):
@@ -513,12 +533,13 @@ def _members_by_label(labels, stories):
 def _partition(file_backed, related, overrides):
     """The new grouping of a neighbourhood's stories: {pk: label}.
 
-    The given file-backed stories form closed components; stories outside keep
-    their clusters. A full rebuild streams instead (``_rebuild``), to the same rules.
+    The given file-backed stories, with their stored events, form whole clusters;
+    stories outside keep theirs. A full rebuild streams instead (``_rebuild``),
+    to the same rules.
     """
     split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
-    roots = group_file_backed(list(file_backed.values()), isolated=split)
-    labels = {pk: ("auto", root) for pk, root in roots.items()}
+    labels = {pk: ("auto", story.event) for pk, story in file_backed.items()}
+    _join(labels, _far_copies(file_backed.values(), split))
     # Overrides between file-backed stories shape the clusters related-only stories choose from.
     _apply_overrides(
         labels,
@@ -601,22 +622,15 @@ def _load_missing(ids, queryset, loaded):
         loaded.update(_load_stories(queryset.filter(pk__in=chunk)))
 
 
-def _may_pair(a, b):
-    """A cheap test every edge passes: any similarity needs a shared word."""
-    return not a.text.tokens.isdisjoint(b.text.tokens)
+def _copy_partner_ids(stories, loaded):
+    """File-backed stories that are copies of one of ``stories`` run more than WINDOW apart.
 
-
-def _neighbour_ids(stories, loaded):
-    """File-backed stories with an edge to any of ``stories``, found in the database.
-
-    One round of queries for all of them (time windows, copy keys, listings);
+    Such copies join clusters whatever their events (see ``_far_copies``).
     ``loaded`` keeps stories already read during one neighbourhood search.
     """
     file_backed = Article.objects.filter(is_file_backed=True)
-    ids = _in_windows(file_backed, stories)
     copies = []
     for story in stories:
-        ids.update(story.lists)
         if story.text.copy_key:
             # Every headline with the same key contains its words (stems only drop letters).
             words = sorted(set(story.text.copy_key.split()), key=lambda w: (-len(w), w))
@@ -624,25 +638,40 @@ def _neighbour_ids(stories, loaded):
             for word in words[:COPY_KEY_WORDS]:
                 copy &= Q(title__icontains=word.removesuffix("y"))
             copies.append(copy)
+    ids = set()
     # SQLite refuses an expression tree deeper than 1,000: a few hundred keys per query.
     for start in range(0, len(copies), COPY_KEYS_PER_QUERY):
         either = reduce(operator.or_, copies[start : start + COPY_KEYS_PER_QUERY])
         ids.update(file_backed.filter(either).values_list("pk", flat=True))
-    for chunk in _chunks(s.pk for s in stories):
-        ids.update(
-            RelatedListing.objects.filter(target_id__in=chunk).values_list("source_id", flat=True)
-        )
     _load_missing(ids, file_backed, loaded)
-    found = set()
-    for pk in ids:
-        other = loaded.get(pk)
-        if other is None:
-            continue
-        for story in stories:
-            if pk != story.pk and _may_pair(story, other) and edge_weight(story, other) is not None:
-                found.add(pk)
-                break
-    return found
+    return {
+        pk
+        for pk in ids
+        if pk in loaded and any(_far_copy(story, loaded[pk]) for story in stories if story.pk != pk)
+    }
+
+
+def _far_copy(a, b):
+    return abs(a.time - b.time) > WINDOW and same_copy(a.text, b.text)
+
+
+def _far_copies(stories, isolated):
+    """Pairs of ``stories`` (outside ``isolated``) that are copies more than WINDOW apart.
+
+    Step 1 joins them whatever the rules refused: a late re-run of wire copy
+    belongs to its event however late it runs.
+    """
+    by_key = defaultdict(list)
+    for story in stories:
+        if story.text.copy_key and story.pk not in isolated:
+            by_key[story.text.copy_key].append(story)
+    return [
+        (a.pk, b.pk)
+        for copies in by_key.values()
+        for i, a in enumerate(copies)
+        for b in copies[i + 1 :]
+        if _far_copy(a, b)
+    ]
 
 
 def _values_for(queryset, key, keys, field):
@@ -663,12 +692,12 @@ def _override_partners(overrides):
 
 
 def neighbourhood(article_ids, overrides):
-    """The stories whose clusters may change when ``article_ids`` changed.
+    """The stories whose clusters may change when ``article_ids`` changed or changed event.
 
-    File-backed stories grow to whole connected components of the edge graph,
-    with their current cluster-mates and override partners, so regrouping them
-    alone gives what a full rebuild would. Each step asks the database only for
-    one story's candidates (time window, copy keys, listings).
+    A cluster is the union of events joined by far copies and editors' merges,
+    so the clusters that may change are those holding these stories, their new
+    events and copies, and the override partners, whole; the rest keep theirs.
+    Events must be stored first (``_replay``).
     """
     partners = _override_partners(overrides)
     file_backed, related_ids, seen, loaded = {}, set(), set(), {}
@@ -687,7 +716,11 @@ def neighbourhood(article_ids, overrides):
         related_ids |= _values_for(
             Article.objects.filter(is_file_backed=False), "pk", ids - new.keys(), "pk"
         )
-        frontier = _neighbour_ids(list(new.values()), loaded) if new else set()
+        events = {story.event for story in new.values() if story.event is not None}
+        frontier = _values_for(Article.objects.all(), "event_first", events, "pk")
+        # Only a changed text can have copies its cluster does not hold already.
+        changed = [story for pk, story in new.items() if pk in article_ids]
+        frontier |= _copy_partner_ids(changed, loaded) if changed else set()
         for pk in ids:
             frontier |= partners[pk]
         frontier -= seen | file_backed.keys() | related_ids
@@ -838,19 +871,48 @@ def _overrides():
     return list(ClusterOverride.objects.order_by("created_at", "pk"))
 
 
+Regrouped = namedtuple("Regrouped", "replayed clustered rebuilt")
+
+
+class Deleted(namedtuple("Deleted", "grouped_at event cluster_id")):
+    """What regrouping needs of a grouped file-backed story that is about to be deleted."""
+
+    @classmethod
+    def of(cls, article):
+        return cls(article.grouped_at, article.event_first, article.cluster_id)
+
+
 @transaction.atomic
-def update_for_articles(article_ids):
-    """Regroup new or changed stories with their candidates only, then refresh what moved."""
+def update_for_articles(article_ids, deleted=()):
+    """Regroup new or changed stories with their candidates only, then refresh what moved.
+
+    ``deleted``: grouped stories deleted since (as ``Deleted``). Returns
+    how many stories step 1 replayed, how many were reclustered, and whether
+    it fell back to a full rebuild.
+    """
     article_ids = set(article_ids)
-    if not article_ids:
-        return
+    if not article_ids and not deleted:
+        return Regrouped(0, 0, False)
     versioning.hold()
     overrides = _overrides()
-    if len(article_ids) > BULK_LOAD_STORIES:
-        # A bulk load: one pass over everything beats a neighbourhood query per story.
+    split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
+    replay = hood = None
+    # A bulk load: one pass over everything beats a replay per story.
+    if len(article_ids) <= BULK_LOAD_STORIES:
+        replay = _replay(article_ids, split, deleted)
+    if replay is not None:
+        # The clusters the deleted stories left, whole: events they joined may part.
+        mates = _values_for(
+            Article.objects.all(), "cluster_id", {d.cluster_id for d in deleted}, "pk"
+        )
+        hood = neighbourhood(article_ids | replay[0] | mates, overrides)
+        if any(story.event is None for story in hood[0].values()):
+            hood = None  # stories grouped before events were stored
+    if hood is None:
         touched = _rebuild(overrides)
+        result = Regrouped(0, 0, True)
     else:
-        file_backed, related_ids = neighbourhood(article_ids, overrides)
+        file_backed, related_ids = hood
         related_ids = set(related_ids)
         for story in file_backed.values():
             related_ids |= story.lists
@@ -858,10 +920,12 @@ def update_for_articles(article_ids):
         _load_missing(related_ids, Article.objects.filter(is_file_backed=False), related)
         labels = _partition(file_backed, related, overrides)
         touched = _save(labels, {**file_backed, **related})
+        result = Regrouped(replay[1], len(file_backed) + len(related), False)
     # Changed stories may change their cluster's lead or score without moving.
     for chunk in _chunks(article_ids):
         touched |= set(Article.objects.filter(pk__in=chunk).values_list("cluster_id", flat=True))
     refresh_clusters(touched)
+    return result
 
 
 @transaction.atomic
@@ -952,8 +1016,27 @@ class _Sweep:
         # window are checked against the database at the end (they are rare).
         self.copy_ids = defaultdict(list)
         self.late = []
+        # (pk, event_first, grouped_at) of grouped stories whose stored values differ.
+        self.regrouped = []
         self.now = None
         self.fed = 0
+
+    def seed(self, groups):
+        """Start from stored groups of the stories before the first day to be fed.
+
+        Only groups a later story may still join matter; their stories are
+        indexed oldest first, as if they had been fed.
+        """
+        for members in groups:
+            self.grouping.add_group(members)
+        for story in sorted(
+            (s for members in groups for s in members), key=lambda s: (s.time, s.pk)
+        ):
+            self.open[story.pk] = story
+            heapq.heappush(self.newest, (story.time, story.pk))
+            if story.pk not in self.isolated:
+                self._index(story)
+            self.now = story.time
 
     def _candidates(self, story):
         """Open stories that may have an edge to ``story`` (CandidateIndex's bound)."""
@@ -1027,11 +1110,33 @@ class _Sweep:
             root = grouping.find(pk)
             if not out_of_reach(grouping.span[root][1]):
                 continue  # its newest member's turn comes later
-            for member in grouping.release(root):
-                del self.open[member]
-                self.own_weights.pop(member, None)
-                finished[member] = root
+            members = grouping.release(root)
+            finished.update(self._named(members))
+            for member in members:
+                del self.open[member.pk]
+                self.own_weights.pop(member.pk, None)
         return finished
+
+    def _named(self, members):
+        """{pk: event} for a group's members, noting those whose stored event differs."""
+        event = _first(members).pk
+        for story in members:
+            if (story.event, story.grouped_at) != (event, story.time):
+                self.regrouped.append((story.pk, event, story.time))
+        return dict.fromkeys((story.pk for story in members), event)
+
+    def end_day(self, next_time):
+        """Group the day fed so far now; returns the groups finished (as ``add()``)."""
+        finished = self._end_day(next_time)
+        self.day = None
+        return finished
+
+    def still_open(self):
+        """{pk: event} for the stories of the groups not finished yet."""
+        named = {}
+        for members in self.grouping.members.values():
+            named.update(self._named(members))
+        return named
 
     def _index(self, story):
         text = story.text
@@ -1086,6 +1191,116 @@ class _Sweep:
         return pairs
 
 
+def _store_events(regrouped):
+    for start in range(0, len(regrouped), QUERY_BATCH):
+        update_rows(
+            Article,
+            (
+                SimpleNamespace(pk=pk, event_first=event, grouped_at=time)
+                for pk, event, time in regrouped[start : start + QUERY_BATCH]
+            ),
+            ["event_first", "grouped_at"],
+        )
+
+
+def _between(queryset, low, high):
+    """The stories of ``queryset`` with a time in [low, high), oldest first (ties by id)."""
+    ids = set(
+        queryset.filter(published_at__gte=low, published_at__lt=high).values_list("pk", flat=True)
+    )
+    ids.update(
+        queryset.filter(
+            published_at__isnull=True, first_seen_at__gte=low, first_seen_at__lt=high
+        ).values_list("pk", flat=True)
+    )
+    stories = {}
+    _load_missing(ids, queryset, stories)
+    return sorted(stories.values(), key=lambda s: (s.time, s.pk))
+
+
+def _stream_from(queryset, start):
+    """The stories of ``queryset`` from ``start`` on, oldest first, a span of days at a time."""
+    low = start
+    while low is not None:
+        high = low + MAX_SPAN
+        yield from _between(queryset, low, high)
+        later = [
+            queryset.filter(published_at__gte=high).aggregate(time=Min("published_at"))["time"],
+            queryset.filter(published_at__isnull=True, first_seen_at__gte=high).aggregate(
+                time=Min("first_seen_at")
+            )["time"],
+        ]
+        low = min(filter(None, later), default=None)
+
+
+def _replay(article_ids, isolated, deleted=()):
+    """Step 1 again from the first day ``article_ids`` touch, until it agrees with stored groups.
+
+    The groups of the stories before any day are final (see ``_DayByDay``), so the
+    stored groups of the days before stand, and once the groups still open hold no
+    changed story and equal the stored ones, every later day groups as stored too.
+    Writes the events that changed; returns those stories' ids and how many
+    stories it regrouped, or None when the stories it starts from were never
+    grouped (a full rebuild is then needed).
+    ``deleted``: grouped stories deleted since, as ``Deleted``.
+    """
+    file_backed = Article.objects.filter(is_file_backed=True)
+    changed = {}
+    _load_missing(article_ids, file_backed, changed)
+    times = [t for s in changed.values() for t in (s.time, s.grouped_at) if t is not None]
+    times += [story.grouped_at for story in deleted]
+    gone = {story.event for story in deleted}
+    if not times:
+        return set(), 0
+    start = min(times).replace(hour=0, minute=0, second=0, microsecond=0)
+    last_day = max(times).date()
+
+    # Every group a story from ``start`` on may join began at most MAX_SPAN before it.
+    earlier = _between(file_backed, start - 2 * MAX_SPAN - timedelta(days=1), start)
+    if any(story.event is None for story in earlier):
+        return None
+    stored = Counter(story.event for story in earlier)
+    open_groups = defaultdict(list)
+    for story in earlier:
+        open_groups[story.event].append(story)
+    reach = start - MAX_SPAN - timedelta(days=1)
+    sweep = _Sweep(TEXT_THRESHOLD, isolated=isolated)
+    sweep.seed([members for members in open_groups.values() if members[-1].time >= reach])
+
+    for story in _stream_from(file_backed, start):
+        if sweep.day is not None and story.time.date() != sweep.day:
+            day = sweep.day
+            sweep.end_day(story.time)
+            if day >= last_day and _agrees(sweep.grouping.members.values(), stored, changed, gone):
+                break
+        stored[story.event] += 1
+        sweep.add(story)
+    else:
+        sweep.finish()
+    sweep.still_open()
+    _store_events(sweep.regrouped)
+    # Only a changed story's own time moves: every other story listed changed event.
+    return {pk for pk, _event, _time in sweep.regrouped}, sweep.fed
+
+
+def _agrees(groups, stored, changed, gone):
+    """Whether open ``groups`` (lists of stories) are the stored ones, none changed.
+
+    ``changed``: stories whose stored event was made of another text or time;
+    ``gone``: events that held a deleted story. Either may still steer a later day.
+    """
+    for members in groups:
+        event = members[0].event
+        if (
+            event is None
+            or event in gone
+            or stored[event] != len(members)
+            or any(story.event != event or story.pk in changed for story in members)
+        ):
+            return False
+    return True
+
+
 def _join(labels, pairs):
     """Put each pair's groups together (``labels``: {pk: label}, changed in place)."""
     parent = {}
@@ -1123,6 +1338,7 @@ def _rebuild(overrides):
             clusters_of[True][story.pk] = story.cluster_id
             labels.update(sweep.add(story))
     labels.update(sweep.finish())
+    _store_events(sweep.regrouped)
     _join(labels, sweep.late_pairs(file_backed))
     _apply_overrides(
         labels,

@@ -133,6 +133,8 @@ class LoadResult:
     warnings: list = field(default_factory=list)
     # Stories created or changed, and related-only stories their files list.
     article_ids: set = field(default_factory=set)
+    # Grouped stories a load deleted (merged into another), as clustering.Deleted.
+    deleted: list = field(default_factory=list)
 
     @property
     def changed(self):
@@ -733,6 +735,7 @@ class ChunkOutcome:
     article_ids: set = field(default_factory=set)
     # Clusters that lost a member to a merge and need their counts redone.
     cluster_ids: set = field(default_factory=set)
+    deleted: list = field(default_factory=list)
     # Source key -> the story its file feeds.
     article_of: dict = field(default_factory=dict)
 
@@ -972,6 +975,8 @@ def move_story(article_id, canonical, outcome):
         return
     other = Article.objects.filter(canonical_url=canonical).first()
     if other is not None:
+        if other.grouped_at is not None:
+            outcome.deleted.append(clustering.Deleted.of(other))
         merge_stories(other, into=story)
         if other.cluster_id:
             outcome.cluster_ids.add(other.cluster_id)
@@ -1201,7 +1206,7 @@ def load(paths, *, dry_run=False, progress=None):
         if dry_run:
             transaction.set_rollback(True)
         elif result.changed:
-            clustering.update_for_articles(result.article_ids)
+            clustering.update_for_articles(result.article_ids, deleted=result.deleted)
             if cluster_ids:
                 clustering.refresh_clusters(cluster_ids)
             versioning.bump()
@@ -1347,6 +1352,7 @@ def _write(items, result):
             setattr(result, status, getattr(result, status) + 1)
             result.warnings.extend(Problem(item.source.path, *warning) for warning in item.warnings)
         result.article_ids |= outcome.article_ids
+        result.deleted += outcome.deleted
         cluster_ids |= outcome.cluster_ids
     return cluster_ids
 

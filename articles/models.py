@@ -160,6 +160,12 @@ class Article(models.Model):
     cluster = models.ForeignKey(
         "Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="articles"
     )
+    # A file-backed story's event before late copies and editors join events into
+    # clusters (step 1 in articles/clustering.py): the id of its earliest story,
+    # and this story's time as that grouping saw it. A load regroups from the
+    # first day its stories touch until the groups agree with these again.
+    event_first = models.BigIntegerField(null=True, blank=True, editable=False, db_index=True)
+    grouped_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # The editorial gate. True/False as the file or an editor decided; None for
     # related-only stories nobody has decided on.

@@ -204,7 +204,7 @@ def test_a_neighbourhood_search_asks_for_thousands_of_copy_keys_in_bounded_queri
     ]
     assert all(story.text.copy_key for story in stories)
     with django_assert_max_num_queries(100):
-        assert clustering._neighbour_ids(stories, {}) == set()
+        assert clustering._copy_partner_ids(stories, {}) == set()
 
 
 @pytest.mark.django_db
@@ -306,6 +306,124 @@ def test_a_chain_running_for_months_is_grouped_holding_only_a_window(monkeypatch
     assert most_open <= 3 * (clustering.MAX_SPAN.days + 1)
     assert len(set(expected.values())) > 20  # the span cuts the chain into events
     assert partition_of(groups) == partition_of(expected)
+
+
+CHAIN_DAYS, PER_DAY = 120, 3
+
+
+def chain_story(words, day, n, start=datetime(2024, 1, 1, 8, tzinfo=UTC)):
+    """Report ``n`` of day ``day`` in a chain: each day's headline one word on from yesterday's."""
+    return Article(
+        canonical_url=f"https://example.com/{day}/{n}",
+        slug=f"chain-{day}-{n}",
+        is_file_backed=True,
+        title=" ".join([*words[day : day + 5], words[CHAIN_DAYS + 10 + n]]),
+        excerpt=" ".join([*words[day : day + 9], words[CHAIN_DAYS + 20 + n]]),
+        published_at=start + timedelta(days=day, hours=3 * n),
+    )
+
+
+def stored_events():
+    return dict(Article.objects.values_list("pk", "event_first"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("change", ["reworded", "moved", "added", "split", "deleted"])
+def test_a_change_inside_a_months_long_chain_regroups_a_few_days_as_a_rebuild_would(change):
+    """Three reports a day for four months, all one connected component. A change
+    on day 60 replays the grouping from its day until the open groups agree with
+    the stored ones: a week or two of stories, not the component, and the same
+    events and clusters a rebuild from scratch gives."""
+    words = invented_words(random.Random(11), CHAIN_DAYS + 30)
+    Article.objects.bulk_create(
+        chain_story(words, day, n) for day in range(CHAIN_DAYS) for n in range(PER_DAY)
+    )
+    clustering.recluster()
+    assert len(clustering.partition()) > CHAIN_DAYS // (clustering.MAX_SPAN.days + 1)
+
+    story = Article.objects.get(slug="chain-60-1")
+    ids, deleted = {story.pk}, []
+    if change == "reworded":
+        story.title, story.excerpt = " ".join(words[:6]), " ".join(words[:9])
+        story.save()
+    elif change == "moved":
+        story.published_at += timedelta(days=3)
+        story.save()
+    elif change == "added":
+        added = chain_story(words, 60, PER_DAY)
+        added.save()
+        ids = {added.pk}
+    elif change == "split":
+        ClusterOverride.objects.create(kind=ClusterOverride.KIND_SPLIT, article=story)
+    else:
+        ids, deleted = set(), [clustering.Deleted.of(story)]
+        story.delete()
+    result = clustering.update_for_articles(ids, deleted=deleted)
+    incremental, events = partition_by_url(), stored_events()
+
+    assert not result.rebuilt
+    assert 0 < result.replayed <= 3 * (clustering.MAX_SPAN.days + 1) * PER_DAY
+    assert result.clustered <= 4 * (clustering.MAX_SPAN.days + 1) * PER_DAY
+    assert clustering.recluster() == 0
+    assert partition_by_url() == incremental
+    assert stored_events() == events
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("change", ["moved", "deleted"])
+def test_a_change_that_keeps_its_day_grouped_as_before_still_steers_later_days(change):
+    """The event's earliest story moves four hours earlier, or goes: its own day
+    groups as stored, but the event's span now starts at another time, which
+    decides whether a story a week later may still join."""
+    words = invented_words(random.Random(5), 30)
+    start = datetime(2024, 5, 6, tzinfo=UTC)
+
+    def report(n, when):
+        return Article.objects.create(
+            canonical_url=f"https://example.com/{n}",
+            slug=f"report-{n}",
+            is_file_backed=True,
+            title=" ".join([*words[:5], words[20 + n]]),
+            excerpt=" ".join([*words[5:12], *words[12 + 2 * n : 14 + 2 * n]]),
+            published_at=start + when,
+        )
+
+    if change == "deleted":
+        earliest = report(0, timedelta(hours=8))
+    first = report(1, timedelta(hours=12))
+    report(2, timedelta(days=3))
+    report(3, timedelta(days=7, hours=10))
+    clustering.recluster()
+    # A week on from the earliest story is too late; from the first, not quite.
+    assert len(clustering.partition()) == (2 if change == "deleted" else 1)
+
+    if change == "moved":
+        Article.objects.filter(pk=first.pk).update(published_at=start + timedelta(hours=8))
+        clustering.update_for_articles({first.pk})
+    else:
+        gone = clustering.Deleted.of(Article.objects.get(pk=earliest.pk))
+        earliest.delete()
+        clustering.update_for_articles(set(), deleted=[gone])
+    assert len(clustering.partition()) == (1 if change == "deleted" else 2)
+    incremental, events = partition_by_url(), stored_events()
+
+    clustering.recluster()
+    assert partition_by_url() == incremental
+    assert stored_events() == events
+
+
+@pytest.mark.django_db
+def test_stories_grouped_before_events_were_stored_are_regrouped_from_scratch():
+    words = invented_words(random.Random(11), CHAIN_DAYS + 30)
+    Article.objects.bulk_create(chain_story(words, day, n) for day in range(30) for n in range(2))
+    clustering.recluster()
+    expected = partition_by_url()
+    Article.objects.update(event_first=None, grouped_at=None)
+
+    story = Article.objects.get(slug="chain-20-1")
+    assert clustering.update_for_articles({story.pk}).rebuilt
+    assert partition_by_url() == expected
+    assert None not in stored_events().values()
 
 
 def test_a_new_story_joins_one_earlier_event_and_never_bridges_two():

@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
+from articles import clustering
 from articles.models import (
     Article,
     ArticleImage,
@@ -402,6 +403,10 @@ def test_url_swap_keeps_the_story_and_merges_the_other(tmp_path):
     assert RelatedListing.objects.get().target_id == merged.pk
     assert ModerationEvent.objects.get().article_id == merged.pk
     assert not Article.objects.filter(canonical_url="https://a.com/copy").exists()
+    # The merged-away story left its event and cluster: they regroup as a rebuild would.
+    regrouped = clustering.partition()
+    clustering.recluster()
+    assert clustering.partition() == regrouped
 
 
 def test_a_story_at_a_url_another_story_left_gets_a_slug_of_its_own(tmp_path):
