@@ -47,7 +47,7 @@ from functools import reduce
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import F, Min, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -530,12 +530,13 @@ def _members_by_label(labels, stories):
     return groups
 
 
-def _partition(file_backed, related, overrides):
-    """The new grouping of a neighbourhood's stories: {pk: label}.
+def _partition(file_backed, related, overrides, changed=frozenset()):
+    """The new grouping of a neighbourhood's stories: ({pk: label}, {pk: story}).
 
     The given file-backed stories, with their stored events, form whole clusters;
-    stories outside keep theirs. A full rebuild streams instead (``_rebuild``),
-    to the same rules.
+    stories outside keep theirs, and so do related-only stories whose grouping
+    cannot change (see ``_orphans_to_regroup``; ``changed``: stories with a new
+    text). A full rebuild streams instead (``_rebuild``), to the same rules.
     """
     split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
     labels = {pk: ("auto", story.event) for pk, story in file_backed.items()}
@@ -584,15 +585,81 @@ def _partition(file_backed, related, overrides):
             continue
         candidates = {labels[pk]: groups[labels[pk]] for pk in listers[story.pk] if pk in labels}
         labels[story.pk] = assign_related(story, candidates, first_urls) or ("alone", story.pk)
-    orphans = [story for pk, story in related.items() if labels[pk] == ("alone", pk)]
-    for pk, root in group_file_backed(orphans, min_weight=ORPHAN_THRESHOLD).items():
+    alone = {pk for pk, story in related.items() if labels[pk] == ("alone", pk)}
+    named = {pk for o in overrides for pk in (o.article_id, o.other_article_id)}
+    orphans = _orphans_to_regroup(related, alone, changed | named)
+    for pk, root in group_file_backed(list(orphans.values()), min_weight=ORPHAN_THRESHOLD).items():
         labels[pk] = ("alone", root)
-    for pk in [pk for pk in labels if pk not in file_backed and pk not in related]:
+    stories = {**file_backed, **related, **orphans}
+    # Alone before and after, and near no change: they keep their clusters.
+    unmoved = alone - orphans.keys()
+    for pk in [pk for pk in labels if pk not in stories or pk in unmoved]:
         del labels[pk]
     _apply_overrides(
         labels, [o for o in overrides if o.article_id in related or o.other_article_id in related]
     )
-    return labels
+    return labels, {pk: stories[pk] for pk in labels}
+
+
+def _orphans_to_regroup(related, alone, changed):
+    """The stories with no file-backed cluster whose grouping among themselves may change.
+
+    ``related``: the neighbourhood's related-only stories, ``alone`` those of them
+    no cluster took now. A change is a story that turned alone or stopped being
+    so, or one of ``changed`` (new text, or named by an override); its old
+    cluster-mates and every story in reach of the grouping rules follow, as
+    whole clusters, and in turn their own reach. Other stories keep their clusters.
+    """
+    related_only = Article.objects.filter(is_file_backed=False)
+    with_file = set()
+    for chunk in _chunks({s.cluster_id for s in related.values() if s.cluster_id}):
+        with_file |= set(
+            Article.objects.filter(cluster_id__in=chunk, is_file_backed=True).values_list(
+                "cluster_id", flat=True
+            )
+        )
+
+    def was_alone(story):
+        return story.cluster_id is not None and story.cluster_id not in with_file
+
+    turned = {pk for pk, story in related.items() if (pk in alone) != was_alone(story)}
+    # Only stories no file-backed cluster holds may group with them.
+    unassigned = related_only.exclude(
+        Exists(Article.objects.filter(cluster_id=OuterRef("cluster_id"), is_file_backed=True))
+    )
+
+    def mates(pks):
+        """Alone stories among ``pks`` and their old clusters' members."""
+        clusters = {related[pk].cluster_id for pk in pks if pk in related} | _values_for(
+            unassigned, "pk", pks - related.keys(), "cluster_id"
+        )
+        clusters -= with_file | {None}
+        found = (pks & alone) | _values_for(unassigned, "pk", pks - related.keys(), "pk")
+        found |= _values_for(unassigned, "cluster_id", clusters, "pk") - related.keys()
+        return found | {pk for pk in alone if related[pk].cluster_id in clusters}
+
+    regroup, loaded = {}, {pk: related[pk] for pk in alone}
+    frontier = mates(turned | (changed & related.keys()))
+    while frontier:
+        _load_missing(frontier - loaded.keys(), related_only, loaded)
+        stories = [loaded[pk] for pk in frontier if pk in loaded]
+        regroup.update((story.pk, story) for story in stories)
+        in_reach = _in_windows(unassigned, stories) - related.keys()
+        _load_missing(in_reach - loaded.keys(), related_only, loaded)
+        pool = [loaded[pk] for pk in in_reach if pk in loaded]
+        pool += [related[pk] for pk in alone]
+        # Windows of a long frontier hold thousands of stories: block as a rebuild does.
+        index = CandidateIndex(
+            {story.pk: story for story in stories + pool}.values(), min_weight=ORPHAN_THRESHOLD
+        )
+        near = {
+            other.pk
+            for story in stories
+            for other in index.candidates(story)
+            if other.pk not in regroup and (edge_weight(story, other) or 0) >= ORPHAN_THRESHOLD
+        }
+        frontier = mates(near) - regroup.keys() if near else set()
+    return regroup
 
 
 def _in_windows(queryset, stories):
@@ -724,54 +791,7 @@ def neighbourhood(article_ids, overrides):
         for pk in ids:
             frontier |= partners[pk]
         frontier -= seen | file_backed.keys() | related_ids
-    return file_backed, related_ids | _orphan_neighbours(file_backed, related_ids)
-
-
-def _orphan_neighbours(file_backed, related_ids):
-    """Related-only stories that may group with the neighbourhood's unassigned ones.
-
-    A related-only story listed only from outside keeps its assignment; if that
-    is a cluster of its own kind (no file-backed member) it may group with ours,
-    so it comes in with its cluster-mates and, in turn, its own neighbours.
-    """
-    related_only = Article.objects.filter(is_file_backed=False)
-    frontier = set(related_ids)
-    for chunk in _chunks(file_backed):
-        frontier |= set(
-            RelatedListing.objects.filter(
-                source_id__in=chunk, target__is_file_backed=False
-            ).values_list("target_id", flat=True)
-        )
-    found, loaded = set(), {}
-    while frontier:
-        found |= frontier
-        _load_missing(frontier, related_only, loaded)
-        stories = [loaded[pk] for pk in frontier if pk in loaded]
-        ids = _in_windows(related_only, stories) - found
-        _load_missing(ids, related_only, loaded)
-        # Windows of a long frontier hold thousands of stories: block as a rebuild does.
-        index = CandidateIndex(
-            stories + [loaded[pk] for pk in ids if pk in loaded], min_weight=ORPHAN_THRESHOLD
-        )
-        near = {
-            other.pk
-            for story in stories
-            for other in index.candidates(story)
-            if other.pk in ids and (edge_weight(story, other) or 0) >= ORPHAN_THRESHOLD
-        }
-        frontier = set()
-        for chunk in _chunks(near):
-            orphan_clusters = Cluster.objects.filter(articles__pk__in=chunk).exclude(
-                articles__is_file_backed=True
-            )
-            frontier |= set(
-                related_only.filter(cluster__in=orphan_clusters).values_list("pk", flat=True)
-            )
-            frontier |= set(
-                related_only.filter(pk__in=chunk, cluster__isnull=True).values_list("pk", flat=True)
-            )
-        frontier -= found
-    return found
+    return file_backed, related_ids
 
 
 def _anchor(members):
@@ -918,8 +938,8 @@ def update_for_articles(article_ids, deleted=()):
             related_ids |= story.lists
         related = {}
         _load_missing(related_ids, Article.objects.filter(is_file_backed=False), related)
-        labels = _partition(file_backed, related, overrides)
-        touched = _save(labels, {**file_backed, **related})
+        labels, stories = _partition(file_backed, related, overrides, changed=article_ids)
+        touched = _save(labels, stories)
         result = Regrouped(replay[1], len(file_backed) + len(related), False)
     # Changed stories may change their cluster's lead or score without moving.
     for chunk in _chunks(article_ids):

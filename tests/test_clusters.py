@@ -19,6 +19,7 @@ from articles.models import (
     ClusterOverride,
     ClusterTopic,
     ModerationEvent,
+    RelatedListing,
     SourceFile,
 )
 from articles.text_similarity import (
@@ -410,6 +411,62 @@ def test_a_change_that_keeps_its_day_grouped_as_before_still_steers_later_days(c
     clustering.recluster()
     assert partition_by_url() == incremental
     assert stored_events() == events
+
+
+@pytest.mark.django_db
+def test_a_listed_story_taken_by_a_cluster_regroups_the_listed_stories_it_left():
+    """Three listed stories no cluster takes group among themselves, two of them
+    only through the third. When a file is reworded to read like that third
+    one, it joins the file's cluster, and the other two, unlike each other,
+    part: among them one the reworded file lists and one only another file does."""
+    w = invented_words(random.Random(9), 40)
+    start = datetime(2024, 6, 3, 9, tzinfo=UTC)
+
+    def article(name, title, file_backed=False, hours=0):
+        return Article.objects.create(
+            canonical_url=f"https://example.com/{name}",
+            slug=name,
+            is_file_backed=file_backed,
+            title=title,
+            excerpt=title,
+            published_at=start + timedelta(hours=hours),
+        )
+
+    def lists(source, *targets):
+        for position, target in enumerate(targets):
+            RelatedListing.objects.create(
+                source=source, target=target, position=position, title=target.title,
+                web_url=target.canonical_url,
+            )  # fmt: skip
+
+    middle = article("middle", " ".join(w[0:8]))
+    one_side = article("one-side", " ".join([*w[0:6], *w[30:32]]), hours=2)
+    other_side = article("other-side", " ".join([*w[2:8], *w[32:34]]), hours=4)
+    lister = article("lister", " ".join(w[10:18]), file_backed=True, hours=1)
+    other_lister = article("other-lister", " ".join(w[20:28]), file_backed=True, hours=3)
+    lists(lister, middle, one_side)
+    lists(other_lister, other_side)
+    reworded = " ".join([*w[4:8], *w[32:34], *w[36:38]])
+
+    def alike(a, b):
+        return similarity(story_text(a, a), story_text(b, b))
+
+    assert alike(middle.title, one_side.title) >= clustering.ORPHAN_THRESHOLD
+    assert alike(middle.title, other_side.title) >= clustering.ORPHAN_THRESHOLD
+    assert alike(one_side.title, other_side.title) < clustering.ORPHAN_THRESHOLD
+    assert alike(reworded, middle.title) >= clustering.RELATED_THRESHOLD
+    assert alike(reworded, one_side.title) < clustering.RELATED_THRESHOLD
+    clustering.recluster()
+    middle.refresh_from_db()
+    assert Article.objects.filter(cluster=middle.cluster).count() == 3
+
+    Article.objects.filter(pk=lister.pk).update(title=reworded, excerpt=reworded)
+    clustering.update_for_articles({lister.pk})
+    incremental = partition_by_url()
+    assert {"https://example.com/middle", "https://example.com/lister"} in incremental
+
+    clustering.recluster()
+    assert partition_by_url() == incremental
 
 
 @pytest.mark.django_db
