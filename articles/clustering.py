@@ -30,9 +30,11 @@ How stories are grouped, in three steps:
 3. Editors' overrides are applied in the order they were made.
 
 Every step is a pure function of the stories involved (no corpus statistics,
-ties broken by canonical URL), so the partition does not depend on load order,
-and an incremental update that recomputes a closed neighbourhood (its candidates'
-whole connected components) reaches exactly what a full rebuild would.
+ties broken by canonical URL), so the partition does not depend on load order.
+Step 1 keeps each story's event (``Article.event_first``): an incremental update
+replays it only from the first day its stories touch until the open events match
+the stored ones (``_replay``), then redoes the clusters of the events that
+changed, and reaches exactly what a full rebuild would.
 """
 
 import hashlib
