@@ -65,6 +65,8 @@ from .models import (
     ModerationEvent,
     RelatedListing,
     Topic,
+    coverage_visible_q,
+    published_q,
 )
 from .text_similarity import (
     ENTITY_WEIGHT,
@@ -1657,8 +1659,8 @@ def related_reading_for(clusters):
     result = {c.pk: [] for c in clusters}
     listings = (
         RelatedListing.objects.filter(source__cluster_id__in=result)
-        .filter(source__in=Article.objects.published())
-        .filter(target__in=Article.objects.coverage_visible())
+        # Conditions on the joined rows: ``__in`` a queryset reads every story first.
+        .filter(published_q("source__"), coverage_visible_q("target__"))
         .exclude(target__cluster_id=F("source__cluster_id"))
         .annotate(listing_cluster=F("source__cluster_id"))
         .select_related("target__provider")

@@ -92,6 +92,18 @@ class Topic(models.Model):
         return chain
 
 
+def published_q(prefix=""):
+    """``ArticleQuerySet.published()`` as a condition, on ``prefix`` (a relation path)."""
+    return Q(**{f"{prefix}published": True, f"{prefix}is_file_backed": True})
+
+
+def coverage_visible_q(prefix=""):
+    """``ArticleQuerySet.coverage_visible()`` as a condition, on ``prefix`` (a relation path)."""
+    return Q(**{f"{prefix}published": True}) | Q(
+        **{f"{prefix}published__isnull": True, f"{prefix}is_file_backed": False}
+    )
+
+
 class ArticleQuerySet(models.QuerySet):
     def file_backed(self):
         return self.filter(is_file_backed=True)
@@ -101,7 +113,7 @@ class ArticleQuerySet(models.QuerySet):
 
     def published(self):
         """Stories that may be headlines: published file-backed stories."""
-        return self.filter(published=True, is_file_backed=True)
+        return self.filter(published_q())
 
     def coverage_visible(self):
         """Stories that may show as coverage lines: published, or related-only and not hidden.
@@ -109,7 +121,7 @@ class ArticleQuerySet(models.QuerySet):
         Related-only stories carry ``published=None`` until an editor decides;
         hiding one sets ``published=False``.
         """
-        return self.filter(Q(published=True) | Q(published__isnull=True, is_file_backed=False))
+        return self.filter(coverage_visible_q())
 
     def awaiting_review(self):
         """File-backed stories an editor has not decided on and that are not public."""
