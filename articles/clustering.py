@@ -41,11 +41,13 @@ import hashlib
 import heapq
 import math
 import operator
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict, deque, namedtuple
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import reduce
+from itertools import islice
 from types import SimpleNamespace
 
 from django.db import transaction
@@ -1040,8 +1042,8 @@ class _Sweep:
         # window are checked against the database at the end (they are rare).
         self.copy_ids = defaultdict(list)
         self.late = []
-        # (pk, event_first, grouped_at) of grouped stories whose stored values differ.
-        self.regrouped = []
+        # Grouped stories whose stored event differs (a first load: every story).
+        self.regrouped = _EventRows()
         self.now = None
         self.fed = 0
 
@@ -1146,7 +1148,7 @@ class _Sweep:
         event = _first(members).pk
         for story in members:
             if (story.event, story.grouped_at) != (event, story.time):
-                self.regrouped.append((story.pk, event, story.time))
+                self.regrouped.append(story.pk, event, story.time)
         return dict.fromkeys((story.pk for story in members), event)
 
     def end_day(self, next_time):
@@ -1215,13 +1217,36 @@ class _Sweep:
         return pairs
 
 
+class _EventRows:
+    """(pk, event_first, grouped_at) rows, held as machine integers: 24 bytes a story."""
+
+    def __init__(self):
+        self.pks, self.events, self.times = array("q"), array("q"), array("q")
+
+    def append(self, pk, event, time):
+        self.pks.append(pk)
+        self.events.append(event)
+        self.times.append((time - EPOCH) // timedelta(microseconds=1))
+
+    def __len__(self):
+        return len(self.pks)
+
+    def __iter__(self):
+        for pk, event, micros in zip(self.pks, self.events, self.times, strict=True):
+            yield pk, event, EPOCH + timedelta(microseconds=micros)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _store_events(regrouped):
-    for start in range(0, len(regrouped), QUERY_BATCH):
+    rows = iter(regrouped)
+    while batch := list(islice(rows, QUERY_BATCH)):
         update_rows(
             Article,
             (
                 SimpleNamespace(pk=pk, event_first=event, grouped_at=time)
-                for pk, event, time in regrouped[start : start + QUERY_BATCH]
+                for pk, event, time in batch
             ),
             ["event_first", "grouped_at"],
         )
