@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -27,7 +27,16 @@ from django.views.decorators.http import require_safe
 
 from . import conditional
 from .clustering import coverage_for
-from .models import Article, ArticleImage, Cluster, ClusterAlias, Provider, Topic
+from .models import (
+    Article,
+    ArticleImage,
+    Cluster,
+    ClusterAlias,
+    Provider,
+    Topic,
+    coverage_visible_q,
+    public_clusters,
+)
 
 MAX_ITEMS = 50
 # Stories newest first; undated ones last on every database (PostgreSQL sorts NULL first).
@@ -484,9 +493,11 @@ def feed_urlpatterns():
 
 def providers_with_stories():
     """Outlets with a public story, whose key can form a feed and page address."""
-    return Provider.objects.filter(pk__in=visible_stories().values("provider_id")).exclude(
-        domain__contains="/"
+    # One probe of the outlet's index per outlet: ``pk__in`` visible stories read them all.
+    visible = Article.objects.filter(
+        coverage_visible_q(), public_clusters("cluster__"), provider_id=OuterRef("pk")
     )
+    return Provider.objects.filter(Exists(visible)).exclude(domain__contains="/")
 
 
 def topic_groups():
