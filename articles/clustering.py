@@ -67,8 +67,8 @@ from .models import (
     ModerationEvent,
     RelatedListing,
     Topic,
-    coverage_visible_q,
-    published_q,
+    published_stories,
+    visible_coverage,
 )
 from .text_similarity import (
     ENTITY_WEIGHT,
@@ -678,15 +678,24 @@ def _in_windows(queryset, stories):
         else:
             merged.append([low, high])
     ids = set()
-    queryset = queryset.order_by()
     for low, high in merged:
-        # Two queries, not an OR: each walks the (kind, time) index.
-        ids.update(queryset.filter(published_at__range=(low, high)).values_list("pk", flat=True))
-        ids.update(
-            queryset.filter(
-                published_at__isnull=True, first_seen_at__range=(low, high)
-            ).values_list("pk", flat=True)
-        )
+        ids |= _timed_ids(queryset, range=(low, high))
+    return ids
+
+
+def _timed_ids(queryset, **bounds):
+    """Ids of ``queryset``'s stories whose time (published, else first seen) is within
+    ``bounds`` (lookups such as ``gte=``, ``lt=``).
+
+    Two queries, not an OR: each walks the (time, kind) index.
+    """
+    queryset = queryset.order_by()
+    published = {f"published_at__{lookup}": value for lookup, value in bounds.items()}
+    first_seen = {f"first_seen_at__{lookup}": value for lookup, value in bounds.items()}
+    ids = set(queryset.filter(**published).values_list("pk", flat=True))
+    ids.update(
+        queryset.filter(published_at__isnull=True, **first_seen).values_list("pk", flat=True)
+    )
     return ids
 
 
@@ -1157,12 +1166,10 @@ class _Sweep:
         self.day = None
         return finished
 
-    def still_open(self):
-        """{pk: event} for the stories of the groups not finished yet."""
-        named = {}
+    def name_open_groups(self):
+        """Note the events of the groups not finished yet (a replay stops with some open)."""
         for members in self.grouping.members.values():
-            named.update(self._named(members))
-        return named
+            self._named(members)
 
     def _index(self, story):
         text = story.text
@@ -1254,14 +1261,7 @@ def _store_events(regrouped):
 
 def _between(queryset, low, high):
     """The stories of ``queryset`` with a time in [low, high), oldest first (ties by id)."""
-    ids = set(
-        queryset.filter(published_at__gte=low, published_at__lt=high).values_list("pk", flat=True)
-    )
-    ids.update(
-        queryset.filter(
-            published_at__isnull=True, first_seen_at__gte=low, first_seen_at__lt=high
-        ).values_list("pk", flat=True)
-    )
+    ids = _timed_ids(queryset, gte=low, lt=high)
     stories = {}
     _load_missing(ids, queryset, stories)
     return sorted(stories.values(), key=lambda s: (s.time, s.pk))
@@ -1326,7 +1326,7 @@ def _replay(article_ids, isolated, deleted=()):
         sweep.add(story)
     else:
         sweep.finish()
-    sweep.still_open()
+    sweep.name_open_groups()
     _store_events(sweep.regrouped)
     # Only a changed story's own time moves: every other story listed changed event.
     return {pk for pk, _event, _time in sweep.regrouped}, sweep.fed
@@ -1685,7 +1685,7 @@ def related_reading_for(clusters):
     listings = (
         RelatedListing.objects.filter(source__cluster_id__in=result)
         # Conditions on the joined rows: ``__in`` a queryset reads every story first.
-        .filter(published_q("source__"), coverage_visible_q("target__"))
+        .filter(published_stories("source__"), visible_coverage("target__"))
         .exclude(target__cluster_id=F("source__cluster_id"))
         .annotate(listing_cluster=F("source__cluster_id"))
         .select_related("target__provider")

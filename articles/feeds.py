@@ -34,7 +34,6 @@ from .models import (
     ClusterAlias,
     Provider,
     Topic,
-    coverage_visible_q,
     public_clusters,
 )
 
@@ -114,7 +113,7 @@ def with_story_details(stories):
 
 def visible_stories():
     """Stories with a public home: published, or coverage lines of a public cluster."""
-    return Article.objects.coverage_visible().filter(cluster__in=Cluster.objects.public())
+    return Article.objects.coverage_visible().filter(public_clusters("cluster__"))
 
 
 class Scope:
@@ -494,9 +493,7 @@ def feed_urlpatterns():
 def providers_with_stories():
     """Outlets with a public story, whose key can form a feed and page address."""
     # One probe of the outlet's index per outlet: ``pk__in`` visible stories read them all.
-    visible = Article.objects.filter(
-        coverage_visible_q(), public_clusters("cluster__"), provider_id=OuterRef("pk")
-    )
+    visible = visible_stories().filter(provider_id=OuterRef("pk"))
     return Provider.objects.filter(Exists(visible)).exclude(domain__contains="/")
 
 

@@ -92,15 +92,16 @@ class Topic(models.Model):
         return chain
 
 
-def published_q(prefix=""):
-    """``ArticleQuerySet.published()`` as a condition, on ``prefix`` (a relation path)."""
-    return Q(**{f"{prefix}published": True, f"{prefix}is_file_backed": True})
+def published_stories(path=""):
+    """The rule of ``ArticleQuerySet.published()``; ``path`` reaches the story from
+    other rows (``"source__"``), so the rule joins instead of listing every story."""
+    return Q(**{f"{path}published": True, f"{path}is_file_backed": True})
 
 
-def coverage_visible_q(prefix=""):
-    """``ArticleQuerySet.coverage_visible()`` as a condition, on ``prefix`` (a relation path)."""
-    return Q(**{f"{prefix}published": True}) | Q(
-        **{f"{prefix}published__isnull": True, f"{prefix}is_file_backed": False}
+def visible_coverage(path=""):
+    """The rule of ``ArticleQuerySet.coverage_visible()``; ``path`` as in ``published_stories``."""
+    return Q(**{f"{path}published": True}) | Q(
+        **{f"{path}published__isnull": True, f"{path}is_file_backed": False}
     )
 
 
@@ -113,7 +114,7 @@ class ArticleQuerySet(models.QuerySet):
 
     def published(self):
         """Stories that may be headlines: published file-backed stories."""
-        return self.filter(published_q())
+        return self.filter(published_stories())
 
     def coverage_visible(self):
         """Stories that may show as coverage lines: published, or related-only and not hidden.
@@ -121,7 +122,7 @@ class ArticleQuerySet(models.QuerySet):
         Related-only stories carry ``published=None`` until an editor decides;
         hiding one sets ``published=False``.
         """
-        return self.filter(coverage_visible_q())
+        return self.filter(visible_coverage())
 
     def awaiting_review(self):
         """File-backed stories an editor has not decided on and that are not public."""
