@@ -50,7 +50,7 @@ from functools import reduce
 from itertools import islice
 from types import SimpleNamespace
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -820,43 +820,59 @@ def cluster_slug(members):
     Hashed rather than spelled out: the anchor may be an unpublished story, and a
     public address must not reveal its headline.
     """
-    return hashlib.blake2b(_anchor(members).slug.encode(), digest_size=8).hexdigest()
+    return _hashed_slug(_anchor(members).slug)
 
 
-def _save(labels, stories, complete=False):
-    """Write a partition; returns the ids of clusters whose membership changed."""
+def _hashed_slug(story_slug):
+    return hashlib.blake2b(story_slug.encode(), digest_size=8).hexdigest()
+
+
+def _save(labels, stories):
+    """Write a neighbourhood's partition; returns the ids of clusters whose membership changed."""
     groups = sorted(_members_by_label(labels, stories).values(), key=cluster_slug)
     wanted = {cluster_slug(members) for members in groups}
     old_ids = {s.cluster_id for s in stories.values() if s.cluster_id}
-    if complete:
-        rows = Cluster.objects.all()
-    else:
-        rows = Cluster.objects.filter(Q(slug__in=wanted) | Q(pk__in=old_ids))
-    by_slug, spare = {}, {}
-    for pk, slug in rows.values_list("pk", "slug").iterator(chunk_size=QUERY_BATCH):
-        if slug in wanted:
-            by_slug[slug] = pk
-        elif pk in old_ids:
-            spare[pk] = slug
-
-    touched, destination = set(), {}
-    # A batch at a time: a first load creates a row for nearly every story.
+    spare = dict(
+        Cluster.objects.filter(pk__in=old_ids).exclude(slug__in=wanted).values_list("pk", "slug")
+    )
+    writer = _ClusterWriter(spare)
     for start in range(0, len(groups), QUERY_BATCH):
+        writer.write(
+            [(cluster_slug(members), members) for members in groups[start : start + QUERY_BATCH]]
+        )
+    return writer.finish()
+
+
+class _ClusterWriter:
+    """Gives each group its cluster row, a batch of groups at a time.
+
+    A group keeps the row named by its slug; a new slug takes over the spare row
+    (one whose slug no group wants any more) most of its members sat in, so the
+    cluster's first-seen time survives and its old address redirects.
+    """
+
+    def __init__(self, spare):
+        self.spare = spare  # {cluster id: slug} of rows no group wants by name
+        self.touched, self.destination = set(), {}
+
+    def write(self, groups):
+        """``groups``: [(slug, members)], members with ``pk`` and ``cluster_id``."""
+        by_slug = dict(
+            Cluster.objects.filter(slug__in=[slug for slug, _ in groups]).values_list("slug", "pk")
+        )
         created, renamed, moves = [], [], []
-        for members in groups[start : start + QUERY_BATCH]:
-            slug = cluster_slug(members)
+        for slug, members in groups:
             if slug in by_slug:
                 cluster = Cluster(pk=by_slug[slug], slug=slug)
             else:
-                # Reuse the row most members sat in (renamed), so first-seen time survives.
                 counts = defaultdict(int)
                 for story in members:
-                    if story.cluster_id in spare:
+                    if story.cluster_id in self.spare:
                         counts[story.cluster_id] += 1
                 if counts:
                     pk = min(counts, key=lambda pk: (-counts[pk], pk))
                     ClusterAlias.objects.update_or_create(
-                        slug=spare.pop(pk), defaults={"cluster_id": pk}
+                        slug=self.spare.pop(pk), defaults={"cluster_id": pk}
                     )
                     Cluster.objects.filter(pk=pk).update(slug=slug)
                     cluster = Cluster(pk=pk, slug=slug)
@@ -879,27 +895,34 @@ def _save(labels, stories, complete=False):
             ["cluster"],
         )
         for cluster, members in moves:
-            touched.add(cluster.pk)
+            self.touched.add(cluster.pk)
             for story in members:
                 if story.cluster_id:
-                    touched.add(story.cluster_id)
-                    counts = destination.setdefault(story.cluster_id, defaultdict(int))
+                    self.touched.add(story.cluster_id)
+                    counts = self.destination.setdefault(story.cluster_id, defaultdict(int))
                     counts[cluster.pk] += 1
-    # Emptied clusters go; their slugs (and older aliases) redirect to where most members went.
-    emptied = set(spare)
-    for chunk in _chunks(spare):
-        emptied -= set(
-            Article.objects.filter(cluster_id__in=chunk).values_list("cluster_id", flat=True)
-        )
-    for pk in sorted(emptied):
-        counts = destination.get(pk)
-        if counts:
-            target = min(counts, key=lambda c: (-counts[c], c))
-            ClusterAlias.objects.filter(cluster_id=pk).update(cluster_id=target)
-            ClusterAlias.objects.update_or_create(slug=spare[pk], defaults={"cluster_id": target})
-    for chunk in _chunks(emptied):
-        Cluster.objects.filter(pk__in=chunk).delete()
-    return touched - emptied
+
+    def finish(self):
+        """Emptied clusters go; their slugs (and older aliases) redirect to where most members went.
+
+        Returns the ids of clusters whose membership changed.
+        """
+        spare, emptied = self.spare, set(self.spare)
+        for chunk in _chunks(spare):
+            emptied -= set(
+                Article.objects.filter(cluster_id__in=chunk).values_list("cluster_id", flat=True)
+            )
+        for pk in sorted(emptied):
+            counts = self.destination.get(pk)
+            if counts:
+                target = min(counts, key=lambda c: (-counts[c], c))
+                ClusterAlias.objects.filter(cluster_id=pk).update(cluster_id=target)
+                ClusterAlias.objects.update_or_create(
+                    slug=spare[pk], defaults={"cluster_id": target}
+                )
+        for chunk in _chunks(emptied):
+            Cluster.objects.filter(pk__in=chunk).delete()
+        return self.touched - emptied
 
 
 def _overrides():
@@ -1369,7 +1392,187 @@ def _join(labels, pairs):
                 labels[pk] = find(label)
 
 
-Member = namedtuple("Member", "pk file_backed cluster_id slug")
+Member = namedtuple("Member", "pk file_backed cluster_id")
+
+
+class _Labels:
+    """Every story's group label during a rebuild, kept in a temporary table.
+
+    Held in dicts, labels with each story's cluster, anchor and slug cost a few
+    hundred bytes a story (180 MB at 100,000 files); in the table, a rebuild holds
+    no more than the sweep's window. A label is an integer: the id of the first
+    story of an event or orphan group, or minus the id of a story split out.
+    """
+
+    def __init__(self):
+        self.pending = []
+        quote = connection.ops.quote_name
+        # Every name in the SQL below; identifiers are quoted, every value is a parameter.
+        self.names = {
+            "labels": quote("clustering_rebuild_label"),
+            "labels_index": quote("clustering_rebuild_label_label"),
+            "slugs": quote("clustering_rebuild_slug"),
+            "slugs_index": quote("clustering_rebuild_slug_slug"),
+            "article": quote(Article._meta.db_table),
+            "cluster": quote(Cluster._meta.db_table),
+        }
+        for statement in (
+            "DROP TABLE IF EXISTS {labels}",
+            "DROP TABLE IF EXISTS {slugs}",
+            "CREATE TEMPORARY TABLE {labels} (article_id bigint PRIMARY KEY,"
+            " label bigint NOT NULL, file_backed boolean NOT NULL)",
+            "CREATE INDEX {labels_index} ON {labels} (label, article_id)",
+            "CREATE TEMPORARY TABLE {slugs} (label bigint PRIMARY KEY, slug varchar(32) NOT NULL)",
+            "CREATE INDEX {slugs_index} ON {slugs} (slug)",
+        ):
+            self._execute(statement)
+
+    def drop(self):
+        self._execute("DROP TABLE {labels}")
+        self._execute("DROP TABLE {slugs}")
+
+    def _sql(self, template, count=0):
+        """``template`` with its names filled in, and ``count`` marks for an IN list."""
+        return template.format(**self.names, marks=", ".join(["%s"] * count))
+
+    def _execute(self, template, params=()):
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql(template), params)
+
+    def _execute_many(self, template, rows):
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.executemany(self._sql(template), rows)
+
+    def _fetch(self, template, params=()):
+        with connection.cursor() as cursor:
+            cursor.execute(self._sql(template, len(params)), params)
+            return cursor.fetchall()
+
+    def _fetch_in(self, template, values):
+        """The rows of ``template`` for ``values``, an IN list a bounded chunk at a time."""
+        for chunk in _chunks(values):
+            yield from self._fetch(template, chunk)
+
+    def add(self, labels, file_backed):
+        """Note ``labels`` ({pk: label}); written a batch at a time."""
+        self.pending += [(pk, label, file_backed) for pk, label in labels.items()]
+        if len(self.pending) >= QUERY_BATCH:
+            self.flush()
+
+    def flush(self):
+        self._execute_many(
+            "INSERT INTO {labels} (article_id, label, file_backed) VALUES (%s, %s, %s)",
+            self.pending,
+        )
+        self.pending = []
+
+    def of(self, pks):
+        """{pk: label} of those of ``pks`` labelled so far."""
+        self.flush()
+        return dict(
+            self._fetch_in(
+                "SELECT article_id, label FROM {labels} WHERE article_id IN ({marks})", pks
+            )
+        )
+
+    def first_urls(self, labels):
+        """{label: the smallest canonical URL of its file-backed stories}, as Python orders them."""
+        first = {}
+        for label, url in self._fetch_in(
+            "SELECT l.label, a.canonical_url FROM {labels} l JOIN {article} a"
+            " ON a.id = l.article_id WHERE l.file_backed AND l.label IN ({marks})",
+            labels,
+        ):
+            if label not in first or url < first[label]:
+                first[label] = url
+        return first
+
+    def _relabel(self, renames):
+        """Give every story labelled ``old`` the label ``new``, for each (new, old)."""
+        self._execute_many("UPDATE {labels} SET label = %s WHERE label = %s", renames)
+
+    def join(self, pairs):
+        """Put each pair's groups together (as ``_join``)."""
+        pairs = list(pairs)
+        labels = self.of({pk for pair in pairs for pk in pair})
+        parent = {}
+
+        def find(label):
+            while parent.get(label, label) != label:
+                label = parent[label]
+            return label
+
+        for a, b in pairs:
+            left, right = find(labels[a]), find(labels[b])
+            if left != right:
+                parent[right] = left
+        self._relabel([(find(label), label) for label in parent])
+
+    def apply_overrides(self, overrides):
+        """Editors' merges and splits, oldest first (as ``_apply_overrides``)."""
+        for override in overrides:
+            pk, other = override.article_id, override.other_article_id
+            labels = self.of({pk, other} - {None})
+            if pk not in labels:
+                continue
+            if override.kind == ClusterOverride.KIND_SPLIT:
+                self._execute("UPDATE {labels} SET label = %s WHERE article_id = %s", [-pk, pk])
+            elif other in labels:
+                self._relabel([(labels[pk], labels[other])])
+
+    def groups(self, with_slugs=False):
+        """(label, [Member], slug or None) of every group, in label order.
+
+        Read in keyset pages rather than through one open cursor: the caller
+        writes between pages.
+        """
+        self.flush()
+        template = (
+            "SELECT l.label, l.article_id, l.file_backed, a.cluster_id, s.slug"
+            " FROM {labels} l JOIN {article} a ON a.id = l.article_id"
+            " LEFT JOIN {slugs} s ON s.label = l.label"
+            " WHERE l.label > %s OR (l.label = %s AND l.article_id > %s)"
+            " ORDER BY l.label, l.article_id LIMIT %s"
+        )
+        label = members = slug = None
+        after = (-(2**62), 0)
+        while rows := self._fetch(template, [after[0], after[0], after[1], QUERY_BATCH]):
+            for row_label, pk, file_backed, cluster_id, row_slug in rows:
+                if row_label != label:
+                    if members:
+                        yield label, members, slug
+                    label, members, slug = row_label, [], row_slug
+                members.append(Member(pk, bool(file_backed), cluster_id))
+            after = rows[-1][:2]
+        if members:
+            yield label, members, slug
+
+    def name_groups(self):
+        """Store each group's cluster slug (from its anchor story)."""
+        for batch in _batched(self.groups(), QUERY_BATCH):
+            anchors = {label: _anchor(members).pk for label, members, _ in batch}
+            slugs = dict(Article.objects.filter(pk__in=anchors.values()).values_list("pk", "slug"))
+            self._execute_many(
+                "INSERT INTO {slugs} (label, slug) VALUES (%s, %s)",
+                [(label, _hashed_slug(slugs[pk])) for label, pk in anchors.items()],
+            )
+
+    def spare_clusters(self):
+        """{cluster id: slug} of the clusters with members whose slug no group wants."""
+        return dict(
+            self._fetch(
+                "SELECT c.id, c.slug FROM {cluster} c"
+                " WHERE NOT EXISTS (SELECT 1 FROM {slugs} s WHERE s.slug = c.slug)"
+                " AND EXISTS (SELECT 1 FROM {article} a WHERE a.cluster_id = c.id)"
+            )
+        )
+
+
+def _batched(iterable, size):
+    iterator = iter(iterable)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def _rebuild(overrides):
@@ -1377,32 +1580,18 @@ def _rebuild(overrides):
     split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
     file_backed = Article.objects.filter(is_file_backed=True)
     related_only = Article.objects.filter(is_file_backed=False)
-    clusters_of = {True: {}, False: {}}  # story id -> current cluster, by kind
+    labels = _Labels()
 
-    # Step 1: file-backed stories.
-    labels = {}
+    # Step 1: file-backed stories. Overrides naming a related-only story find no
+    # label yet and wait for step 3.
     sweep = _Sweep(TEXT_THRESHOLD, isolated=split)
     for batch in _stream(file_backed):
         for story in batch:
-            clusters_of[True][story.pk] = story.cluster_id
-            labels.update(sweep.add(story))
-    labels.update(sweep.finish())
+            labels.add(sweep.add(story), file_backed=True)
+    labels.add(sweep.finish(), file_backed=True)
     _store_events(sweep.regrouped)
-    _join(labels, sweep.late_pairs(file_backed))
-    _apply_overrides(
-        labels,
-        [
-            o
-            for o in overrides
-            if o.kind == ClusterOverride.KIND_SPLIT
-            or (o.article_id in labels and o.other_article_id in labels)
-        ],
-    )
-    first_urls = {}
-    for pk, url in file_backed.order_by().values_list("pk", "canonical_url").iterator():
-        label = labels[pk]
-        if label not in first_urls or url < first_urls[label]:
-            first_urls[label] = url
+    labels.join(sweep.late_pairs(file_backed))
+    labels.apply_overrides(overrides)
 
     # Step 2: related-only stories, beside a second pass over the file-backed ones
     # that keeps those within WINDOW of the batch at hand.
@@ -1415,53 +1604,43 @@ def _rebuild(overrides):
             upcoming = next(ahead, None)
         while window and window[0].time < batch[0].time - WINDOW:
             window.popleft()
-        nearby = defaultdict(list)
-        for story in window:
-            nearby[labels[story.pk]].append(story)
         listers = defaultdict(set)
         for source_id, target_id in RelatedListing.objects.filter(
             target_id__in=[story.pk for story in batch], source__is_file_backed=True
         ).values_list("source_id", "target_id"):
             listers[target_id].add(source_id)
+        known = labels.of({story.pk for story in window}.union(*listers.values()))
+        nearby = defaultdict(list)
+        for story in window:
+            nearby[known[story.pk]].append(story)
+        first_urls = labels.first_urls(nearby)
         for story in batch:
-            clusters_of[False][story.pk] = story.cluster_id
             if story.pk in split:
-                labels[story.pk] = ("split", story.pk)
+                labels.add({story.pk: -story.pk}, file_backed=False)
                 continue
-            candidates = {labels[pk]: nearby[labels[pk]] for pk in listers[story.pk]}
+            candidates = {known[pk]: nearby[known[pk]] for pk in listers[story.pk]}
             label = assign_related(story, candidates, first_urls)
             if label is None:
-                labels.update(orphans.add(story))
+                labels.add(orphans.add(story), file_backed=False)
             else:
-                labels[story.pk] = label
+                labels.add({story.pk: label}, file_backed=False)
     ahead.close()  # the file-backed stories after the last related-only one are not needed
-    labels.update(orphans.finish())
-    _join(labels, orphans.late_pairs(related_only))
+    labels.add(orphans.finish(), file_backed=False)
+    labels.join(orphans.late_pairs(related_only))
 
     # Step 3: the editors' overrides that name a related-only story.
-    _apply_overrides(
-        labels,
-        [
-            o
-            for o in overrides
-            if o.article_id in clusters_of[False] or o.other_article_id in clusters_of[False]
-        ],
+    named = {pk for o in overrides for pk in (o.article_id, o.other_article_id) if pk}
+    related_named = set(related_only.filter(pk__in=named).values_list("pk", flat=True))
+    labels.apply_overrides(
+        [o for o in overrides if {o.article_id, o.other_article_id} & related_named]
     )
 
-    anchors = {}
-    for kind, clusters in clusters_of.items():
-        for pk in clusters:
-            label = labels[pk]
-            anchors[label] = min(anchors.get(label, (True, pk)), (not kind, pk))
-    slugs = {}
-    for chunk in _chunks(pk for _, pk in anchors.values()):
-        slugs.update(Article.objects.filter(pk__in=chunk).values_list("pk", "slug"))
-    stories = {
-        pk: Member(pk, kind, cluster_id, slugs.get(pk))
-        for kind, clusters in clusters_of.items()
-        for pk, cluster_id in clusters.items()
-    }
-    return _save(labels, stories, complete=True)
+    labels.name_groups()
+    writer = _ClusterWriter(labels.spare_clusters())
+    for batch in _batched(labels.groups(), QUERY_BATCH):
+        writer.write([(slug, members) for _, members, slug in batch])
+    labels.drop()
+    return writer.finish()
 
 
 # --- Editors' corrections ----------------------------------------------------
