@@ -1373,8 +1373,8 @@ def _agrees(groups, stored, changed, gone):
     return True
 
 
-def _join(labels, pairs):
-    """Put each pair's groups together (``labels``: {pk: label}, changed in place)."""
+def _roots(labels, pairs):
+    """{label: the label it joins} for each label that each pair's union moves."""
     parent = {}
 
     def find(label):
@@ -1386,10 +1386,16 @@ def _join(labels, pairs):
         left, right = find(labels[a]), find(labels[b])
         if left != right:
             parent[right] = left
-    if parent:
+    return {label: find(label) for label in parent}
+
+
+def _join(labels, pairs):
+    """Put each pair's groups together (``labels``: {pk: label}, changed in place)."""
+    roots = _roots(labels, pairs)
+    if roots:
         for pk, label in labels.items():
-            if label in parent:
-                labels[pk] = find(label)
+            if label in roots:
+                labels[pk] = roots[label]
 
 
 Member = namedtuple("Member", "pk file_backed cluster_id")
@@ -1496,18 +1502,7 @@ class _Labels:
         """Put each pair's groups together (as ``_join``)."""
         pairs = list(pairs)
         labels = self.of({pk for pair in pairs for pk in pair})
-        parent = {}
-
-        def find(label):
-            while parent.get(label, label) != label:
-                label = parent[label]
-            return label
-
-        for a, b in pairs:
-            left, right = find(labels[a]), find(labels[b])
-            if left != right:
-                parent[right] = left
-        self._relabel([(find(label), label) for label in parent])
+        self._relabel([(root, label) for label, root in _roots(labels, pairs).items()])
 
     def apply_overrides(self, overrides):
         """Editors' merges and splits, oldest first (as ``_apply_overrides``)."""
