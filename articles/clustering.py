@@ -1405,8 +1405,8 @@ class _Labels:
     """Every story's group label during a rebuild, kept in a temporary table.
 
     Held in dicts, labels with each story's cluster, anchor and slug cost a few
-    hundred bytes a story (180 MB at 100,000 files); in the table, a rebuild holds
-    no more than the sweep's window. A label is an integer: the id of the first
+    hundred bytes a story (over 100 MB at 100,000 files); in the table they cost
+    the rebuild's memory nothing. A label is an integer: the id of the first
     story of an event or orphan group, or minus the id of a story split out.
     """
 
