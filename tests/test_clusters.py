@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
 
 from articles import clustering, versioning
 from articles.clustering_evaluation import evaluate, read_labels
@@ -467,6 +468,46 @@ def test_a_listed_story_taken_by_a_cluster_regroups_the_listed_stories_it_left()
 
     clustering.recluster()
     assert partition_by_url() == incremental
+
+
+@pytest.mark.django_db
+def test_a_rebuild_reads_its_labels_in_pages_that_split_no_cluster(monkeypatch):
+    """The rebuild keeps labels in a temporary table and reads it back a page at a
+    time; groups straddle pages of two rows, and none comes out cut in two. The
+    table is gone afterwards."""
+    words = invented_words(random.Random(5), CHAIN_DAYS + 30)
+    Article.objects.bulk_create(
+        chain_story(words, day, n) for day in range(40) for n in range(PER_DAY)
+    )
+    clustering.recluster()
+    expected = partition_by_url()
+    assert max(len(group) for group in expected) > 2
+
+    Article.objects.update(cluster=None)
+    Cluster.objects.all().delete()
+    monkeypatch.setattr(clustering, "QUERY_BATCH", 2)
+    clustering.recluster()
+    assert partition_by_url() == expected
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM clustering_rebuild_label")
+
+
+@pytest.mark.django_db
+def test_a_rebuild_keeps_the_row_of_a_cluster_whose_anchor_left_and_redirects_its_address():
+    words = invented_words(random.Random(3), CHAIN_DAYS + 30)
+    Article.objects.bulk_create(chain_story(words, 0, n) for n in range(3))
+    clustering.recluster()
+    anchor = Article.objects.get(slug="chain-0-0")
+    cluster = anchor.cluster
+    assert cluster.articles.count() == 3
+
+    anchor.delete()
+    clustering.recluster()
+    renamed = Cluster.objects.get()
+    assert (renamed.pk, renamed.first_seen_at) == (cluster.pk, cluster.first_seen_at)
+    assert renamed.slug != cluster.slug
+    assert renamed.articles.count() == 2
+    assert ClusterAlias.objects.get(slug=cluster.slug).cluster == renamed
 
 
 @pytest.mark.django_db
