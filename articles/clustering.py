@@ -183,6 +183,13 @@ def _chunks(ids, size=QUERY_BATCH):
         yield ids[start : start + size]
 
 
+def _batched(iterable, size=QUERY_BATCH):
+    """Lists of ``size`` items of ``iterable`` as it streams (``_chunks`` sorts them all first)."""
+    iterator = iter(iterable)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
 # --- Step 1: file-backed stories ---------------------------------------------
 
 
@@ -829,17 +836,22 @@ def _hashed_slug(story_slug):
 
 def _save(labels, stories):
     """Write a neighbourhood's partition; returns the ids of clusters whose membership changed."""
-    groups = sorted(_members_by_label(labels, stories).values(), key=cluster_slug)
-    wanted = {cluster_slug(members) for members in groups}
+    groups = sorted(
+        (
+            (cluster_slug(members), members)
+            for members in _members_by_label(labels, stories).values()
+        ),
+        key=operator.itemgetter(0),
+    )
     old_ids = {s.cluster_id for s in stories.values() if s.cluster_id}
     spare = dict(
-        Cluster.objects.filter(pk__in=old_ids).exclude(slug__in=wanted).values_list("pk", "slug")
+        Cluster.objects.filter(pk__in=old_ids)
+        .exclude(slug__in=[slug for slug, _ in groups])
+        .values_list("pk", "slug")
     )
     writer = _ClusterWriter(spare)
-    for start in range(0, len(groups), QUERY_BATCH):
-        writer.write(
-            [(cluster_slug(members), members) for members in groups[start : start + QUERY_BATCH]]
-        )
+    for batch in _batched(groups):
+        writer.write(batch)
     return writer.finish()
 
 
@@ -1270,8 +1282,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _store_events(regrouped):
-    rows = iter(regrouped)
-    while batch := list(islice(rows, QUERY_BATCH)):
+    for batch in _batched(regrouped):
         update_rows(
             Article,
             (
@@ -1545,7 +1556,7 @@ class _Labels:
 
     def name_groups(self):
         """Store each group's cluster slug (from its anchor story)."""
-        for batch in _batched(self.groups(), QUERY_BATCH):
+        for batch in _batched(self.groups()):
             anchors = {label: _anchor(members).pk for label, members, _ in batch}
             slugs = dict(Article.objects.filter(pk__in=anchors.values()).values_list("pk", "slug"))
             self._execute_many(
@@ -1562,12 +1573,6 @@ class _Labels:
                 " AND EXISTS (SELECT 1 FROM {article} a WHERE a.cluster_id = c.id)"
             )
         )
-
-
-def _batched(iterable, size):
-    iterator = iter(iterable)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def _rebuild(overrides):
@@ -1632,7 +1637,7 @@ def _rebuild(overrides):
 
     labels.name_groups()
     writer = _ClusterWriter(labels.spare_clusters())
-    for batch in _batched(labels.groups(), QUERY_BATCH):
+    for batch in _batched(labels.groups()):
         writer.write([(slug, members) for _, members, slug in batch])
     labels.drop()
     return writer.finish()
