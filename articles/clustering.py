@@ -54,6 +54,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from pyroaring import BitMap64
 
 from . import versioning
 from .bulk import insert_rows, update_rows
@@ -865,7 +866,7 @@ class _ClusterWriter:
 
     def __init__(self, spare):
         self.spare = spare  # {cluster id: slug} of rows no group wants by name
-        self.touched, self.destination = set(), {}
+        self.touched, self.destination = BitMap64(), {}
 
     def write(self, groups):
         """``groups``: [(slug, members)], members with ``pk`` and ``cluster_id``."""
@@ -934,7 +935,7 @@ class _ClusterWriter:
                 )
         for chunk in _chunks(emptied):
             Cluster.objects.filter(pk__in=chunk).delete()
-        return self.touched - emptied
+        return self.touched - BitMap64(emptied)
 
 
 def _overrides():
@@ -960,7 +961,7 @@ def update_for_articles(article_ids, deleted=()):
     how many stories step 1 replayed, how many were reclustered, and whether
     it fell back to a full rebuild.
     """
-    article_ids = set(article_ids)
+    article_ids = BitMap64(article_ids)
     if not article_ids and not deleted:
         return Regrouped(0, 0, False)
     versioning.hold()
@@ -969,13 +970,14 @@ def update_for_articles(article_ids, deleted=()):
     replay = hood = None
     # A bulk load: one pass over everything beats a replay per story.
     if len(article_ids) <= BULK_LOAD_STORIES:
-        replay = _replay(article_ids, split, deleted)
+        changed = set(article_ids)
+        replay = _replay(changed, split, deleted)
     if replay is not None:
         # The clusters the deleted stories left, whole: events they joined may part.
         mates = _values_for(
             Article.objects.all(), "cluster_id", {d.cluster_id for d in deleted}, "pk"
         )
-        hood = neighbourhood(article_ids | replay[0] | mates, overrides)
+        hood = neighbourhood(changed | replay[0] | mates, overrides)
         if any(story.event is None for story in hood[0].values()):
             hood = None  # stories grouped before events were stored
     if hood is None:
@@ -988,12 +990,16 @@ def update_for_articles(article_ids, deleted=()):
             related_ids |= story.lists
         related = {}
         _load_missing(related_ids, Article.objects.filter(is_file_backed=False), related)
-        labels, stories = _partition(file_backed, related, overrides, changed=article_ids)
+        labels, stories = _partition(file_backed, related, overrides, changed=changed)
         touched = _save(labels, stories)
         result = Regrouped(replay[1], len(file_backed) + len(related), False)
     # Changed stories may change their cluster's lead or score without moving.
-    for chunk in _chunks(article_ids):
-        touched |= set(Article.objects.filter(pk__in=chunk).values_list("cluster_id", flat=True))
+    for chunk in _batched(article_ids):
+        touched.update(
+            Article.objects.filter(pk__in=chunk, cluster__isnull=False).values_list(
+                "cluster_id", flat=True
+            )
+        )
     refresh_clusters(touched)
     return result
 
@@ -1003,7 +1009,7 @@ def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
     versioning.hold()
     touched = _rebuild(_overrides())
-    refresh_clusters(Cluster.objects.values_list("pk", flat=True))
+    refresh_clusters(Cluster.objects.values_list("pk", flat=True).iterator(QUERY_BATCH))
     return len(touched)
 
 
@@ -1071,7 +1077,7 @@ class _Sweep:
     rules let join, for the caller to put together.
     """
 
-    def __init__(self, min_weight, isolated=frozenset()):
+    def __init__(self, min_weight, isolated=frozenset(), copy_log=None):
         self.min_weight, self.isolated = min_weight, isolated
         # kind -> token -> open stories (as CandidateIndex's postings).
         self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
@@ -1082,10 +1088,10 @@ class _Sweep:
         self.grouping = _DayByDay(min_weight)
         self.day, self.day_edges = None, []
         self.newest = []  # heap of (time, pk) of every open story, to find finished groups
-        # hash(copy key) -> every story id with it: copies further apart than the
-        # window are checked against the database at the end (they are rare).
-        self.copy_ids = defaultdict(list)
-        self.late = []
+        # Where each indexed story's copy key goes, to find copies further apart
+        # than MAX_SPAN at the end. A replay needs none: its neighbourhood search
+        # finds far copies itself (_copy_partner_ids).
+        self.copy_log = copy_log
         # Grouped stories whose stored event differs (a first load: every story).
         self.regrouped = _EventRows()
         self.now = None
@@ -1216,10 +1222,8 @@ class _Sweep:
         for target in story.lists:
             self.listed_by[target].append(story)
         if text.copy_key:
-            key = hash(text.copy_key)
-            in_reach = {o.pk for o in self.copies[text.copy_key] if story.time - o.time <= MAX_SPAN}
-            self.late.extend((pk, story.pk) for pk in self.copy_ids[key] if pk not in in_reach)
-            self.copy_ids[key].append(story.pk)
+            if self.copy_log is not None:
+                self.copy_log.note(text.copy_key, story.pk, story.time)
             self.copies[text.copy_key].append(story)
 
     def _forget_old(self):
@@ -1246,14 +1250,13 @@ class _Sweep:
         """The groupings not yet returned (then ask for ``late_pairs()``)."""
         groups = self._end_day(None) if self.day is not None else {}
         # Nothing more comes: let the indexes go before the caller's next step.
-        self.postings, self.copies, self.listed_by, self.copy_ids = {}, {}, {}, {}
+        self.postings, self.copies, self.listed_by = {}, {}, {}
         return groups
 
     def late_pairs(self, queryset):
         """Copies further apart than the rules let join, checked against the stories' texts."""
         pairs = list(self.grouping.late_copies)
-        for start in range(0, len(self.late), QUERY_BATCH):
-            batch = self.late[start : start + QUERY_BATCH]
+        for batch in _batched(self.copy_log.far_apart() if self.copy_log else ()):
             stories = _load_stories(queryset.filter(pk__in={pk for pair in batch for pk in pair}))
             pairs += [(a, b) for a, b in batch if same_copy(stories[a].text, stories[b].text)]
         return pairs
@@ -1268,7 +1271,7 @@ class _EventRows:
     def append(self, pk, event, time):
         self.pks.append(pk)
         self.events.append(event)
-        self.times.append((time - EPOCH) // timedelta(microseconds=1))
+        self.times.append(_micros(time))
 
     def __len__(self):
         return len(self.pks)
@@ -1279,6 +1282,11 @@ class _EventRows:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(time):
+    """A time as an integer of microseconds since EPOCH, exact."""
+    return (time - EPOCH) // timedelta(microseconds=1)
 
 
 def _store_events(regrouped):
@@ -1412,41 +1420,19 @@ def _join(labels, pairs):
 Member = namedtuple("Member", "pk file_backed cluster_id")
 
 
-class _Labels:
-    """Every story's group label during a rebuild, kept in a temporary table.
+class _ScratchTables:
+    """Temporary tables a rebuild keeps instead of per-story dicts.
 
-    Held in dicts, labels with each story's cluster, anchor and slug cost a few
-    hundred bytes a story (over 100 MB at 100,000 files); in the table they cost
-    the rebuild's memory nothing. A label is an integer: the id of the first
-    story of an event or orphan group, or minus the id of a story split out.
+    Every name in the SQL is one of ``names``, quoted; every value is a parameter.
     """
 
-    def __init__(self):
-        self.pending = []
+    def __init__(self, **names):
         quote = connection.ops.quote_name
-        # Every name in the SQL below; identifiers are quoted, every value is a parameter.
-        self.names = {
-            "labels": quote("clustering_rebuild_label"),
-            "labels_index": quote("clustering_rebuild_label_label"),
-            "slugs": quote("clustering_rebuild_slug"),
-            "slugs_index": quote("clustering_rebuild_slug_slug"),
+        self.names = {key: quote(name) for key, name in names.items()}
+        self.names |= {
             "article": quote(Article._meta.db_table),
             "cluster": quote(Cluster._meta.db_table),
         }
-        for statement in (
-            "DROP TABLE IF EXISTS {labels}",
-            "DROP TABLE IF EXISTS {slugs}",
-            "CREATE TEMPORARY TABLE {labels} (article_id bigint PRIMARY KEY,"
-            " label bigint NOT NULL, file_backed boolean NOT NULL)",
-            "CREATE INDEX {labels_index} ON {labels} (label, article_id)",
-            "CREATE TEMPORARY TABLE {slugs} (label bigint PRIMARY KEY, slug varchar(32) NOT NULL)",
-            "CREATE INDEX {slugs_index} ON {slugs} (slug)",
-        ):
-            self._execute(statement)
-
-    def drop(self):
-        self._execute("DROP TABLE {labels}")
-        self._execute("DROP TABLE {slugs}")
 
     def _sql(self, template, count=0):
         """``template`` with its names filled in, and ``count`` marks for an IN list."""
@@ -1470,6 +1456,87 @@ class _Labels:
         """The rows of ``template`` for ``values``, an IN list a bounded chunk at a time."""
         for chunk in _chunks(values):
             yield from self._fetch(template, chunk)
+
+
+class _CopyLog(_ScratchTables):
+    """The copy key of every story a sweep indexes, to find copies further apart than MAX_SPAN.
+
+    A wire story can run again months later, and the sweep holds only a span of
+    stories; noted here rather than in a dict, every story's key costs the
+    rebuild's memory nothing.
+    """
+
+    def __init__(self):
+        super().__init__(
+            copies="clustering_rebuild_copy", copies_index="clustering_rebuild_copy_key"
+        )
+        self.pending = []
+        for statement in (
+            "DROP TABLE IF EXISTS {copies}",
+            # copy_key: Python's hash of the key; pairs are checked on their texts after.
+            "CREATE TEMPORARY TABLE {copies} (copy_key bigint NOT NULL,"
+            " article_id bigint NOT NULL, micros bigint NOT NULL)",
+            "CREATE INDEX {copies_index} ON {copies} (copy_key, micros)",
+        ):
+            self._execute(statement)
+
+    def note(self, copy_key, pk, time):
+        self.pending.append((hash(copy_key), pk, _micros(time)))
+        if len(self.pending) >= QUERY_BATCH:
+            self.flush()
+
+    def flush(self):
+        self._execute_many(
+            "INSERT INTO {copies} (copy_key, article_id, micros) VALUES (%s, %s, %s)",
+            self.pending,
+        )
+        self.pending = []
+
+    def far_apart(self):
+        """(earlier, later) id pairs of the same key more than MAX_SPAN apart, in feeding order."""
+        self.flush()
+        return self._fetch(
+            "SELECT a.article_id, b.article_id FROM {copies} a JOIN {copies} b"
+            " ON b.copy_key = a.copy_key AND b.micros - a.micros > %s"
+            " ORDER BY b.micros, b.article_id, a.micros, a.article_id",
+            [MAX_SPAN // timedelta(microseconds=1)],
+        )
+
+    def drop(self):
+        self._execute("DROP TABLE {copies}")
+
+
+class _Labels(_ScratchTables):
+    """Every story's group label during a rebuild, kept in a temporary table.
+
+    Held in dicts, labels with each story's cluster, anchor and slug cost a few
+    hundred bytes a story (over 100 MB at 100,000 files); in the table they cost
+    the rebuild's memory nothing. A label is an integer: the id of the first
+    story of an event or orphan group, or minus the id of a story split out.
+    """
+
+    def __init__(self):
+        super().__init__(
+            labels="clustering_rebuild_label",
+            labels_index="clustering_rebuild_label_label",
+            slugs="clustering_rebuild_slug",
+            slugs_index="clustering_rebuild_slug_slug",
+        )
+        self.pending = []
+        for statement in (
+            "DROP TABLE IF EXISTS {labels}",
+            "DROP TABLE IF EXISTS {slugs}",
+            "CREATE TEMPORARY TABLE {labels} (article_id bigint PRIMARY KEY,"
+            " label bigint NOT NULL, file_backed boolean NOT NULL)",
+            "CREATE INDEX {labels_index} ON {labels} (label, article_id)",
+            "CREATE TEMPORARY TABLE {slugs} (label bigint PRIMARY KEY, slug varchar(32) NOT NULL)",
+            "CREATE INDEX {slugs_index} ON {slugs} (slug)",
+        ):
+            self._execute(statement)
+
+    def drop(self):
+        self._execute("DROP TABLE {labels}")
+        self._execute("DROP TABLE {slugs}")
 
     def add(self, labels, file_backed):
         """Note ``labels`` ({pk: label}); written a batch at a time."""
@@ -1584,18 +1651,19 @@ def _rebuild(overrides):
 
     # Step 1: file-backed stories. Overrides naming a related-only story find no
     # label yet and wait for step 3.
-    sweep = _Sweep(TEXT_THRESHOLD, isolated=split)
+    sweep = _Sweep(TEXT_THRESHOLD, isolated=split, copy_log=_CopyLog())
     for batch in _stream(file_backed):
         for story in batch:
             labels.add(sweep.add(story), file_backed=True)
     labels.add(sweep.finish(), file_backed=True)
     _store_events(sweep.regrouped)
     labels.join(sweep.late_pairs(file_backed))
+    sweep.copy_log.drop()
     labels.apply_overrides(overrides)
 
     # Step 2: related-only stories, beside a second pass over the file-backed ones
     # that keeps those within WINDOW of the batch at hand.
-    orphans = _Sweep(ORPHAN_THRESHOLD)
+    orphans = _Sweep(ORPHAN_THRESHOLD, copy_log=_CopyLog())
     ahead = (story for batch in _stream(file_backed) for story in batch)
     upcoming, window = next(ahead, None), deque()
     for batch in _stream(related_only):
@@ -1627,6 +1695,7 @@ def _rebuild(overrides):
     ahead.close()  # the file-backed stories after the last related-only one are not needed
     labels.add(orphans.finish(), file_backed=False)
     labels.join(orphans.late_pairs(related_only))
+    orphans.copy_log.drop()
 
     # Step 3: the editors' overrides that name a related-only story.
     named = {pk for o in overrides for pk in (o.article_id, o.other_article_id) if pk}
@@ -1754,7 +1823,8 @@ def refresh_clusters(cluster_ids):
     written (and get a new ``updated_at``); so are their topic-page rows.
     """
     parents = dict(Topic.objects.values_list("pk", "parent_id"))
-    for chunk in _chunks({pk for pk in cluster_ids if pk}):
+    # Sorted and each id once, in a few bytes an id: a rebuild refreshes every cluster.
+    for chunk in _batched(BitMap64(pk for pk in cluster_ids if pk)):
         _refresh(chunk, parents)
 
 

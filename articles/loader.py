@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
+from pyroaring import BitMap64
 
 from . import clustering, versioning
 from .bulk import insert_rows, update_rows
@@ -131,8 +132,9 @@ class LoadResult:
     failed: int = 0
     errors: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-    # Stories created or changed, and related-only stories their files list.
-    article_ids: set = field(default_factory=set)
+    # Stories created or changed, and related-only stories their files list: a
+    # compressed bitmap, a few bytes an id where a set takes about 70.
+    article_ids: BitMap64 = field(default_factory=BitMap64)
     # Grouped stories a load deleted (merged into another), as clustering.Deleted.
     deleted: list = field(default_factory=list)
 
@@ -1351,7 +1353,7 @@ def _write(items, result):
             status = outcome.statuses[item.source.key]
             setattr(result, status, getattr(result, status) + 1)
             result.warnings.extend(Problem(item.source.path, *warning) for warning in item.warnings)
-        result.article_ids |= outcome.article_ids
+        result.article_ids.update(outcome.article_ids)
         result.deleted += outcome.deleted
         cluster_ids |= outcome.cluster_ids
     return cluster_ids

@@ -493,6 +493,49 @@ def test_a_rebuild_reads_its_labels_in_pages_that_split_no_cluster(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_a_rebuild_joins_copies_run_weeks_apart_with_their_keys_kept_out_of_memory(monkeypatch):
+    """A wire story re-run 20 and 64 days later, by file-backed outlets and as
+    related-only listings: the sweep holds a week of stories, so the copy keys
+    go to a temporary table, read back in pages of two rows. Every copy joins
+    its event; the unrelated stories between them do not; the table is gone."""
+    rng = random.Random(9)
+    words = invented_words(rng, 30)
+    wire_title = " ".join(words[:8])
+    wire_excerpt = " ".join(words[8:30])
+    start = datetime(2024, 3, 1, 9, tzinfo=UTC)
+
+    def article(name, day, file_backed, title=wire_title, excerpt=wire_excerpt):
+        return Article(
+            canonical_url=f"https://example.com/{name}",
+            slug=name,
+            is_file_backed=file_backed,
+            published=True if file_backed else None,
+            title=title,
+            excerpt=excerpt,
+            published_at=start + timedelta(days=day),
+        )
+
+    stories = [article(f"wire-{day}", day, True) for day in (0, 20, 64)]
+    stories += [article(f"listed-{day}", day, False) for day in (2, 40)]
+    stories += [
+        article(f"other-{day}", day, True, *(" ".join(invented_words(rng, n)) for n in (8, 20)))
+        for day in range(0, 61, 4)
+    ]
+    Article.objects.bulk_create(stories)
+    monkeypatch.setattr(clustering, "QUERY_BATCH", 2)
+    clustering.recluster()
+
+    clusters = partition_by_url()
+    copies = {f"https://example.com/wire-{day}" for day in (0, 20, 64)}
+    assert frozenset(copies) in clusters
+    listed = {"https://example.com/listed-2", "https://example.com/listed-40"}
+    assert any(listed <= group for group in clusters)
+    assert len(clusters) == len(stories) - (3 - 1) - (2 - 1)  # the rest stand alone
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM clustering_rebuild_copy")
+
+
+@pytest.mark.django_db
 def test_a_rebuild_keeps_the_row_of_a_cluster_whose_anchor_left_and_redirects_its_address():
     words = invented_words(random.Random(3), CHAIN_DAYS + 30)
     Article.objects.bulk_create(chain_story(words, 0, n) for n in range(3))
