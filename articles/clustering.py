@@ -1077,7 +1077,7 @@ class _Sweep:
     rules let join, for the caller to put together.
     """
 
-    def __init__(self, min_weight, isolated=frozenset(), copy_log=None):
+    def __init__(self, min_weight, isolated=frozenset(), copy_log=None, note_events=True):
         self.min_weight, self.isolated = min_weight, isolated
         # kind -> token -> open stories (as CandidateIndex's postings).
         self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
@@ -1092,8 +1092,9 @@ class _Sweep:
         # than MAX_SPAN at the end. A replay needs none: its neighbourhood search
         # finds far copies itself (_copy_partner_ids).
         self.copy_log = copy_log
-        # Grouped stories whose stored event differs (a first load: every story).
-        self.regrouped = _EventRows()
+        # Grouped stories whose stored event differs (a first load: every story);
+        # None where the caller stores no events (related-only stories).
+        self.regrouped = _EventRows() if note_events else None
         self.now = None
         self.fed = 0
 
@@ -1196,9 +1197,10 @@ class _Sweep:
     def _named(self, members):
         """{pk: event} for a group's members, noting those whose stored event differs."""
         event = _first(members).pk
-        for story in members:
-            if (story.event, story.grouped_at) != (event, story.time):
-                self.regrouped.append(story.pk, event, story.time)
+        if self.regrouped is not None:
+            for story in members:
+                if (story.event, story.grouped_at) != (event, story.time):
+                    self.regrouped.append(story.pk, event, story.time)
         return dict.fromkeys((story.pk for story in members), event)
 
     def end_day(self, next_time):
@@ -1206,6 +1208,11 @@ class _Sweep:
         finished = self._end_day(next_time)
         self.day = None
         return finished
+
+    def take_events(self):
+        """The events noted since the last call (``regrouped``), to store before the end."""
+        events, self.regrouped = self.regrouped, _EventRows()
+        return events
 
     def name_open_groups(self):
         """Note the events of the groups not finished yet (a replay stops with some open)."""
@@ -1655,15 +1662,17 @@ def _rebuild(overrides):
     for batch in _stream(file_backed):
         for story in batch:
             labels.add(sweep.add(story), file_backed=True)
+        # Stored as they come: a story is read once, before its group is named.
+        _store_events(sweep.take_events())
     labels.add(sweep.finish(), file_backed=True)
-    _store_events(sweep.regrouped)
+    _store_events(sweep.take_events())
     labels.join(sweep.late_pairs(file_backed))
     sweep.copy_log.drop()
     labels.apply_overrides(overrides)
 
     # Step 2: related-only stories, beside a second pass over the file-backed ones
     # that keeps those within WINDOW of the batch at hand.
-    orphans = _Sweep(ORPHAN_THRESHOLD, copy_log=_CopyLog())
+    orphans = _Sweep(ORPHAN_THRESHOLD, copy_log=_CopyLog(), note_events=False)
     ahead = (story for batch in _stream(file_backed) for story in batch)
     upcoming, window = next(ahead, None), deque()
     for batch in _stream(related_only):
