@@ -1210,7 +1210,7 @@ class _Sweep:
         return finished
 
     def take_events(self):
-        """The events noted since the last call (``regrouped``), to store before the end."""
+        """The events noted since the last call, handed over for the caller to store."""
         events, self.regrouped = self.regrouped, _EventRows()
         return events
 
