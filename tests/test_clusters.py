@@ -496,8 +496,8 @@ def test_a_rebuild_reads_its_labels_in_pages_that_split_no_cluster(monkeypatch):
 def test_a_rebuild_joins_copies_run_weeks_apart_with_their_keys_kept_out_of_memory(monkeypatch):
     """A wire story re-run 20 and 64 days later, by file-backed outlets and as
     related-only listings: the sweep holds a week of stories, so the copy keys
-    go to a temporary table, read back in pages of two rows. Every copy joins
-    its event; the unrelated stories between them do not; the table is gone."""
+    go to a temporary table, written two rows at a time. Every copy joins its
+    event; the unrelated stories between them do not; the table is gone."""
     rng = random.Random(9)
     words = invented_words(rng, 30)
     wire_title = " ".join(words[:8])
