@@ -1428,18 +1428,40 @@ Member = namedtuple("Member", "pk file_backed cluster_id")
 
 
 class _ScratchTables:
-    """Temporary tables a rebuild keeps instead of per-story dicts.
+    """Temporary tables a rebuild keeps instead of per-story dicts, rows written a batch at a time.
 
-    Every name in the SQL is one of ``names``, quoted; every value is a parameter.
+    ``tables`` and ``indexes`` name them ({key: name}); every name in the SQL is
+    one of those keys, quoted; every value is a parameter. ``create`` makes the
+    tables (any left by an earlier rebuild on this connection go first);
+    ``insert`` writes one row of the first.
     """
 
-    def __init__(self, **names):
+    def __init__(self, tables, indexes, create, insert):
         quote = connection.ops.quote_name
-        self.names = {key: quote(name) for key, name in names.items()}
+        self.tables = list(tables)
+        self.names = {key: quote(name) for key, name in (tables | indexes).items()}
         self.names |= {
             "article": quote(Article._meta.db_table),
             "cluster": quote(Cluster._meta.db_table),
         }
+        self.insert, self.pending = insert, []
+        for key in self.tables:
+            self._execute(f"DROP TABLE IF EXISTS {{{key}}}")
+        for statement in create:
+            self._execute(statement)
+
+    def drop(self):
+        for key in self.tables:
+            self._execute(f"DROP TABLE {{{key}}}")
+
+    def _write(self, rows):
+        self.pending += rows
+        if len(self.pending) >= QUERY_BATCH:
+            self.flush()
+
+    def flush(self):
+        self._execute_many(self.insert, self.pending)
+        self.pending = []
 
     def _sql(self, template, count=0):
         """``template`` with its names filled in, and ``count`` marks for an IN list."""
@@ -1475,29 +1497,19 @@ class _CopyLog(_ScratchTables):
 
     def __init__(self):
         super().__init__(
-            copies="clustering_rebuild_copy", copies_index="clustering_rebuild_copy_key"
+            tables={"copies": "clustering_rebuild_copy"},
+            indexes={"copies_index": "clustering_rebuild_copy_key"},
+            create=(
+                # copy_key: Python's hash of the key; pairs are checked on their texts after.
+                "CREATE TEMPORARY TABLE {copies} (copy_key bigint NOT NULL,"
+                " article_id bigint NOT NULL, micros bigint NOT NULL)",
+                "CREATE INDEX {copies_index} ON {copies} (copy_key, micros)",
+            ),
+            insert="INSERT INTO {copies} (copy_key, article_id, micros) VALUES (%s, %s, %s)",
         )
-        self.pending = []
-        for statement in (
-            "DROP TABLE IF EXISTS {copies}",
-            # copy_key: Python's hash of the key; pairs are checked on their texts after.
-            "CREATE TEMPORARY TABLE {copies} (copy_key bigint NOT NULL,"
-            " article_id bigint NOT NULL, micros bigint NOT NULL)",
-            "CREATE INDEX {copies_index} ON {copies} (copy_key, micros)",
-        ):
-            self._execute(statement)
 
     def note(self, copy_key, pk, time):
-        self.pending.append((hash(copy_key), pk, _micros(time)))
-        if len(self.pending) >= QUERY_BATCH:
-            self.flush()
-
-    def flush(self):
-        self._execute_many(
-            "INSERT INTO {copies} (copy_key, article_id, micros) VALUES (%s, %s, %s)",
-            self.pending,
-        )
-        self.pending = []
+        self._write([(hash(copy_key), pk, _micros(time))])
 
     def far_apart(self):
         """(earlier, later) id pairs of the same key more than MAX_SPAN apart, in feeding order."""
@@ -1508,9 +1520,6 @@ class _CopyLog(_ScratchTables):
             " ORDER BY b.micros, b.article_id, a.micros, a.article_id",
             [MAX_SPAN // timedelta(microseconds=1)],
         )
-
-    def drop(self):
-        self._execute("DROP TABLE {copies}")
 
 
 class _Labels(_ScratchTables):
@@ -1524,39 +1533,25 @@ class _Labels(_ScratchTables):
 
     def __init__(self):
         super().__init__(
-            labels="clustering_rebuild_label",
-            labels_index="clustering_rebuild_label_label",
-            slugs="clustering_rebuild_slug",
-            slugs_index="clustering_rebuild_slug_slug",
+            tables={"labels": "clustering_rebuild_label", "slugs": "clustering_rebuild_slug"},
+            indexes={
+                "labels_index": "clustering_rebuild_label_label",
+                "slugs_index": "clustering_rebuild_slug_slug",
+            },
+            create=(
+                "CREATE TEMPORARY TABLE {labels} (article_id bigint PRIMARY KEY,"
+                " label bigint NOT NULL, file_backed boolean NOT NULL)",
+                "CREATE INDEX {labels_index} ON {labels} (label, article_id)",
+                "CREATE TEMPORARY TABLE {slugs} (label bigint PRIMARY KEY,"
+                " slug varchar(32) NOT NULL)",
+                "CREATE INDEX {slugs_index} ON {slugs} (slug)",
+            ),
+            insert="INSERT INTO {labels} (article_id, label, file_backed) VALUES (%s, %s, %s)",
         )
-        self.pending = []
-        for statement in (
-            "DROP TABLE IF EXISTS {labels}",
-            "DROP TABLE IF EXISTS {slugs}",
-            "CREATE TEMPORARY TABLE {labels} (article_id bigint PRIMARY KEY,"
-            " label bigint NOT NULL, file_backed boolean NOT NULL)",
-            "CREATE INDEX {labels_index} ON {labels} (label, article_id)",
-            "CREATE TEMPORARY TABLE {slugs} (label bigint PRIMARY KEY, slug varchar(32) NOT NULL)",
-            "CREATE INDEX {slugs_index} ON {slugs} (slug)",
-        ):
-            self._execute(statement)
-
-    def drop(self):
-        self._execute("DROP TABLE {labels}")
-        self._execute("DROP TABLE {slugs}")
 
     def add(self, labels, file_backed):
         """Note ``labels`` ({pk: label}); written a batch at a time."""
-        self.pending += [(pk, label, file_backed) for pk, label in labels.items()]
-        if len(self.pending) >= QUERY_BATCH:
-            self.flush()
-
-    def flush(self):
-        self._execute_many(
-            "INSERT INTO {labels} (article_id, label, file_backed) VALUES (%s, %s, %s)",
-            self.pending,
-        )
-        self.pending = []
+        self._write([(pk, label, file_backed) for pk, label in labels.items()])
 
     def of(self, pks):
         """{pk: label} of those of ``pks`` labelled so far."""
