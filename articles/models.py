@@ -164,14 +164,26 @@ class Article(models.Model):
     # Opaque blob from the source: stored, never shown.
     secured = models.TextField(blank=True)
 
+    # The indexes of provider and cluster lead with them (see Meta): the plain ones
+    # Django would add cost every write and serve no query the others can't.
     provider = models.ForeignKey(
-        Provider, null=True, blank=True, on_delete=models.PROTECT, related_name="articles"
+        Provider,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="articles",
+        db_index=False,
     )
     topics = models.ManyToManyField(
         Topic, through="ArticleTopic", related_name="articles", blank=True
     )
     cluster = models.ForeignKey(
-        "Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="articles"
+        "Cluster",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="articles",
+        db_index=False,
     )
     # A file-backed story's event before late copies and editors join events into
     # clusters (step 1 in articles/clustering.py): the id of its earliest story,
@@ -238,8 +250,9 @@ class Article(models.Model):
 
 
 class ArticleTopic(models.Model):
-    article = models.ForeignKey(Article, on_delete=models.CASCADE)
-    topic = models.ForeignKey(Topic, on_delete=models.CASCADE)
+    # The unique constraint and the index below lead with these: no index of their own.
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, db_index=False)
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, db_index=False)
 
     class Meta:
         constraints = [
@@ -274,8 +287,13 @@ class RelatedListing(models.Model):
     its own snapshot; ``target`` is the story it points to.
     """
 
-    source = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="listings")
-    target = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="listed_in")
+    # The unique constraint and the index below lead with these: no index of their own.
+    source = models.ForeignKey(
+        Article, on_delete=models.CASCADE, related_name="listings", db_index=False
+    )
+    target = models.ForeignKey(
+        Article, on_delete=models.CASCADE, related_name="listed_in", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     title = models.TextField()
     excerpt = models.TextField(blank=True)
@@ -397,8 +415,9 @@ class ClusterTopic(models.Model):
     The sort keys are copied here so a topic page is one index range scan.
     """
 
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE)
-    topic = models.ForeignKey(Topic, on_delete=models.CASCADE)
+    # The unique constraint and the indexes below lead with these: no index of their own.
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, db_index=False)
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, db_index=False)
     published_at = models.DateTimeField(null=True, blank=True)
     score = models.FloatField(default=0)
 
