@@ -143,7 +143,7 @@ class Story:
     grouped_at: object = None
 
     @classmethod
-    def from_row(cls, row, topic_names=()):
+    def from_row(cls, row, topic_names=(), text=story_text):
         # The story's own topics and outlet are its beat, not its event.
         beat = [*topic_names, row["provider__name"] or ""]
         return cls(
@@ -153,13 +153,32 @@ class Story:
             file_backed=row["is_file_backed"],
             time=row["published_at"] or row["first_seen_at"],
             cluster_id=row["cluster_id"],
-            text=story_text(row["title"], row["excerpt"], beat),
+            text=text(row["title"], row["excerpt"], beat),
             event=row["event_first"],
             grouped_at=row["grouped_at"],
         )
 
 
-def _load_stories(queryset):
+class _TextOnDemand:
+    """A story's ``StoryText``, worked out when first read.
+
+    Step 2 keeps every file-backed story near the related-only ones at hand, but
+    compares only the few in a cluster that lists one of them.
+    """
+
+    __slots__ = ("args", "text")
+
+    def __init__(self, *args):
+        self.args, self.text = args, None
+
+    def __getattr__(self, name):
+        if self.text is None:
+            self.text = story_text(*self.args)
+        return getattr(self.text, name)
+
+
+def _load_stories(queryset, lazily=False):
+    """{pk: Story}; ``lazily``: texts worked out when first read, and no lists."""
     rows = list(queryset.values(*STORY_FIELDS))
     topic_names = defaultdict(list)
     for chunk in _chunks(row["pk"] for row in rows):
@@ -167,7 +186,10 @@ def _load_stories(queryset):
             "article_id", "topic__name"
         ):
             topic_names[article_id].append(name)
-    stories = {row["pk"]: Story.from_row(row, topic_names[row["pk"]]) for row in rows}
+    text = _TextOnDemand if lazily else story_text
+    stories = {row["pk"]: Story.from_row(row, topic_names[row["pk"]], text) for row in rows}
+    if lazily:
+        return stories
     file_backed = [pk for pk, story in stories.items() if story.file_backed]
     for chunk in _chunks(file_backed):
         for source_id, target_id in RelatedListing.objects.filter(source_id__in=chunk).values_list(
@@ -1032,8 +1054,8 @@ def partition():
 # far its connected stories run on: at 51 files a day they run for years.
 
 
-def _stream(queryset):
-    """Batches of the stories of ``queryset``, oldest first (ties by id)."""
+def _stream(queryset, lazily=False):
+    """Batches of the stories of ``queryset``, oldest first (ties by id); see _load_stories."""
     ordered = (
         queryset.annotate(story_time=Coalesce("published_at", "first_seen_at"))
         .order_by("story_time", "pk")
@@ -1043,14 +1065,14 @@ def _stream(queryset):
     for pk in ordered.iterator(chunk_size=QUERY_BATCH):
         batch.append(pk)
         if len(batch) == QUERY_BATCH:
-            yield _ordered(queryset, batch)
+            yield _ordered(queryset, batch, lazily)
             batch = []
     if batch:
-        yield _ordered(queryset, batch)
+        yield _ordered(queryset, batch, lazily)
 
 
-def _ordered(queryset, pks):
-    stories = _load_stories(queryset.filter(pk__in=pks))
+def _ordered(queryset, pks, lazily=False):
+    stories = _load_stories(queryset.filter(pk__in=pks), lazily)
     return [stories[pk] for pk in pks if pk in stories]
 
 
@@ -1668,7 +1690,7 @@ def _rebuild(overrides):
     # Step 2: related-only stories, beside a second pass over the file-backed ones
     # that keeps those within WINDOW of the batch at hand.
     orphans = _Sweep(ORPHAN_THRESHOLD, copy_log=_CopyLog(), note_events=False)
-    ahead = (story for batch in _stream(file_backed) for story in batch)
+    ahead = (story for batch in _stream(file_backed, lazily=True) for story in batch)
     upcoming, window = next(ahead, None), deque()
     for batch in _stream(related_only):
         while upcoming is not None and upcoming.time <= batch[-1].time + WINDOW:

@@ -471,6 +471,48 @@ def test_a_listed_story_taken_by_a_cluster_regroups_the_listed_stories_it_left()
 
 
 @pytest.mark.django_db
+def test_a_rebuild_works_out_the_text_of_a_story_its_second_step_only_compares(monkeypatch):
+    """Step 2 walks every file-backed story again beside the related-only ones but
+    reads the text only of those in a cluster that lists one: the rest were read once."""
+    w = invented_words(random.Random(11), 60)
+    start = datetime(2024, 6, 3, 9, tzinfo=UTC)
+
+    def article(index, title, file_backed=True):
+        return Article.objects.create(
+            canonical_url=f"https://example.com/{index}",
+            slug=f"story-{index}",
+            is_file_backed=file_backed,
+            title=title,
+            excerpt=title,
+            published_at=start + timedelta(hours=index),
+        )
+
+    others = [" ".join(w[5 * i : 5 * i + 5]) for i in range(1, 10)]
+    for index, title in enumerate(others, start=1):
+        article(index, title)
+    lister = article(10, " ".join(w[:5]))
+    listed = article(11, " ".join(w[:4] + w[55:57]), file_backed=False)
+    RelatedListing.objects.create(
+        source=lister, target=listed, position=0, title=listed.title, web_url=listed.canonical_url
+    )
+    real, calls = clustering.story_text, defaultdict(int)
+
+    def counted(title, excerpt="", beat=()):
+        calls[title] += 1
+        return real(title, excerpt, beat)
+
+    monkeypatch.setattr(clustering, "story_text", counted)
+    clustering.recluster()
+
+    lister.refresh_from_db()
+    listed.refresh_from_db()
+    assert listed.cluster_id == lister.cluster_id  # step 2 compared the two
+    assert calls[lister.title] == 2
+    assert calls[listed.title] == 1
+    assert all(calls[title] == 1 for title in others)
+
+
+@pytest.mark.django_db
 def test_a_rebuild_reads_its_labels_in_pages_that_split_no_cluster(monkeypatch):
     """The rebuild keeps labels in a temporary table and reads it back a page at a
     time; groups straddle pages of two rows, and none comes out cut in two. The
