@@ -918,7 +918,14 @@ class _ClusterWriter:
             moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
             if moved:
                 moves.append((cluster, moved))
-        Cluster.objects.bulk_create(created)
+        if created:
+            # One prepared INSERT: bulk_create compiles every value into SQL in Python.
+            insert_rows(Cluster, created)
+            new_ids = dict(
+                Cluster.objects.filter(slug__in=[c.slug for c in created]).values_list("slug", "pk")
+            )
+            for cluster in created:
+                cluster.pk = new_ids[cluster.slug]
         ClusterAlias.objects.filter(slug__in=[c.slug for c in created] + renamed).delete()
         update_rows(
             Article,
@@ -1880,8 +1887,10 @@ DERIVED_FIELDS = ["lead", "is_public", "story_count", "outlet_count", "published
 
 
 def _refresh(cluster_ids, parents):
+    # Named tuples, not model instances: a rebuild refreshes every cluster, and
+    # building an instance per story cost more than the query.
     members = defaultdict(list)
-    for article in Article.objects.filter(cluster_id__in=cluster_ids).only(
+    for article in Article.objects.filter(cluster_id__in=cluster_ids).values_list(
         "pk",
         "cluster_id",
         "quality",
@@ -1891,6 +1900,7 @@ def _refresh(cluster_ids, parents):
         "published",
         "is_file_backed",
         "provider_id",
+        named=True,
     ):
         members[article.cluster_id].append(article)
     topics = defaultdict(set)
@@ -1906,7 +1916,10 @@ def _refresh(cluster_ids, parents):
 
     now = timezone.now()
     stale, new_rows, changed = [], [], []
-    for cluster in Cluster.objects.filter(pk__in=cluster_ids):
+    stored = Cluster.objects.filter(pk__in=cluster_ids).values_list(
+        "pk", *(f"{name}_id" if name == "lead" else name for name in DERIVED_FIELDS), named=True
+    )
+    for cluster in stored:
         fields = _derived(members[cluster.pk])
         if any(getattr(cluster, name) != value for name, value in fields.items()):
             changed.append(SimpleNamespace(pk=cluster.pk, **fields, updated_at=now))
@@ -1917,7 +1930,7 @@ def _refresh(cluster_ids, parents):
         if wanted != rows[cluster.pk]:
             stale.append(cluster.pk)
             new_rows += [
-                ClusterTopic(cluster=cluster, topic_id=topic_id, published_at=at, score=score)
+                ClusterTopic(cluster_id=cluster.pk, topic_id=topic_id, published_at=at, score=score)
                 for topic_id, (at, score) in wanted.items()
             ]
     update_rows(Cluster, changed, [*DERIVED_FIELDS, "updated_at"])
