@@ -53,6 +53,18 @@ def partition_by_url():
     return {frozenset(urls) for urls in groups.values()}
 
 
+def headline_story(name, title, hours, file_backed=False):
+    """A story whose headline is its lede, ``hours`` after a fixed morning."""
+    return Article.objects.create(
+        canonical_url=f"https://example.com/{name}",
+        slug=name,
+        is_file_backed=file_backed,
+        title=title,
+        excerpt=title,
+        published_at=datetime(2024, 6, 3, 9, tzinfo=UTC) + timedelta(hours=hours),
+    )
+
+
 def ibm_cluster():
     return Article.objects.get(title=TECHCRUNCH, is_file_backed=True).cluster
 
@@ -421,17 +433,9 @@ def test_a_listed_story_taken_by_a_cluster_regroups_the_listed_stories_it_left()
     one, it joins the file's cluster, and the other two, unlike each other,
     part: among them one the reworded file lists and one only another file does."""
     w = invented_words(random.Random(9), 40)
-    start = datetime(2024, 6, 3, 9, tzinfo=UTC)
 
     def article(name, title, file_backed=False, hours=0):
-        return Article.objects.create(
-            canonical_url=f"https://example.com/{name}",
-            slug=name,
-            is_file_backed=file_backed,
-            title=title,
-            excerpt=title,
-            published_at=start + timedelta(hours=hours),
-        )
+        return headline_story(name, title, hours, file_backed)
 
     def lists(source, *targets):
         for position, target in enumerate(targets):
@@ -475,23 +479,11 @@ def test_a_rebuild_works_out_the_text_of_a_story_its_second_step_only_compares(m
     """Step 2 walks every file-backed story again beside the related-only ones but
     reads the text only of those in a cluster that lists one: the rest were read once."""
     w = invented_words(random.Random(11), 60)
-    start = datetime(2024, 6, 3, 9, tzinfo=UTC)
-
-    def article(index, title, file_backed=True):
-        return Article.objects.create(
-            canonical_url=f"https://example.com/{index}",
-            slug=f"story-{index}",
-            is_file_backed=file_backed,
-            title=title,
-            excerpt=title,
-            published_at=start + timedelta(hours=index),
-        )
-
     others = [" ".join(w[5 * i : 5 * i + 5]) for i in range(1, 10)]
-    for index, title in enumerate(others, start=1):
-        article(index, title)
-    lister = article(10, " ".join(w[:5]))
-    listed = article(11, " ".join(w[:4] + w[55:57]), file_backed=False)
+    for hours, title in enumerate(others, start=1):
+        headline_story(f"story-{hours}", title, hours, file_backed=True)
+    lister = headline_story("lister", " ".join(w[:5]), 10, file_backed=True)
+    listed = headline_story("listed", " ".join(w[:4] + w[55:57]), 11)
     RelatedListing.objects.create(
         source=lister, target=listed, position=0, title=listed.title, web_url=listed.canonical_url
     )
