@@ -144,8 +144,9 @@ class Article(models.Model):
 
     canonical_url = models.CharField(max_length=URL_MAX_LENGTH, unique=True)
     slug = models.SlugField(max_length=SLUG_MAX_LENGTH, unique=True)
-    # The first file that brought this story; every file is in SourceFile.
-    source_key = models.CharField(max_length=1024, blank=True, db_index=True)
+    # The first file that brought this story; every file is in SourceFile, whose
+    # key is what loads look up, so this column needs no index of its own.
+    source_key = models.CharField(max_length=1024, blank=True)
     is_file_backed = models.BooleanField(default=False)
 
     category = models.CharField(max_length=100, blank=True)
