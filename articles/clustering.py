@@ -918,15 +918,14 @@ class _ClusterWriter:
             moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
             if moved:
                 moves.append((cluster, moved))
+        created_slugs = [cluster.slug for cluster in created]
         if created:
             # One prepared INSERT: bulk_create compiles every value into SQL in Python.
             insert_rows(Cluster, created)
-            new_ids = dict(
-                Cluster.objects.filter(slug__in=[c.slug for c in created]).values_list("slug", "pk")
-            )
+            new_ids = dict(Cluster.objects.filter(slug__in=created_slugs).values_list("slug", "pk"))
             for cluster in created:
                 cluster.pk = new_ids[cluster.slug]
-        ClusterAlias.objects.filter(slug__in=[c.slug for c in created] + renamed).delete()
+        ClusterAlias.objects.filter(slug__in=created_slugs + renamed).delete()
         update_rows(
             Article,
             (

@@ -53,7 +53,7 @@ def partition_by_url():
     return {frozenset(urls) for urls in groups.values()}
 
 
-def headline_story(name, title, hours, file_backed=False):
+def headline_story(name, title, file_backed=False, hours=0):
     """A story whose headline is its lede, ``hours`` after a fixed morning."""
     return Article.objects.create(
         canonical_url=f"https://example.com/{name}",
@@ -434,9 +434,6 @@ def test_a_listed_story_taken_by_a_cluster_regroups_the_listed_stories_it_left()
     part: among them one the reworded file lists and one only another file does."""
     w = invented_words(random.Random(9), 40)
 
-    def article(name, title, file_backed=False, hours=0):
-        return headline_story(name, title, hours, file_backed)
-
     def lists(source, *targets):
         for position, target in enumerate(targets):
             RelatedListing.objects.create(
@@ -444,11 +441,11 @@ def test_a_listed_story_taken_by_a_cluster_regroups_the_listed_stories_it_left()
                 web_url=target.canonical_url,
             )  # fmt: skip
 
-    middle = article("middle", " ".join(w[0:8]))
-    one_side = article("one-side", " ".join([*w[0:6], *w[30:32]]), hours=2)
-    other_side = article("other-side", " ".join([*w[2:8], *w[32:34]]), hours=4)
-    lister = article("lister", " ".join(w[10:18]), file_backed=True, hours=1)
-    other_lister = article("other-lister", " ".join(w[20:28]), file_backed=True, hours=3)
+    middle = headline_story("middle", " ".join(w[0:8]))
+    one_side = headline_story("one-side", " ".join([*w[0:6], *w[30:32]]), hours=2)
+    other_side = headline_story("other-side", " ".join([*w[2:8], *w[32:34]]), hours=4)
+    lister = headline_story("lister", " ".join(w[10:18]), file_backed=True, hours=1)
+    other_lister = headline_story("other-lister", " ".join(w[20:28]), file_backed=True, hours=3)
     lists(lister, middle, one_side)
     lists(other_lister, other_side)
     reworded = " ".join([*w[4:8], *w[32:34], *w[36:38]])
@@ -481,9 +478,9 @@ def test_a_rebuild_works_out_the_text_of_a_story_its_second_step_only_compares(m
     w = invented_words(random.Random(11), 60)
     others = [" ".join(w[5 * i : 5 * i + 5]) for i in range(1, 10)]
     for hours, title in enumerate(others, start=1):
-        headline_story(f"story-{hours}", title, hours, file_backed=True)
-    lister = headline_story("lister", " ".join(w[:5]), 10, file_backed=True)
-    listed = headline_story("listed", " ".join(w[:4] + w[55:57]), 11)
+        headline_story(f"story-{hours}", title, file_backed=True, hours=hours)
+    lister = headline_story("lister", " ".join(w[:5]), file_backed=True, hours=10)
+    listed = headline_story("listed", " ".join(w[:4] + w[55:57]), hours=11)
     RelatedListing.objects.create(
         source=lister, target=listed, position=0, title=listed.title, web_url=listed.canonical_url
     )

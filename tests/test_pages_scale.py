@@ -5,7 +5,6 @@ import json
 import re
 
 import pytest
-from django.apps import apps
 from django.db import connection, transaction
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -271,30 +270,3 @@ def test_a_cluster_page_reads_no_whole_table_of_stories_on_sqlite(world, client)
     for plan in plans:
         assert "LIST SUBQUERY" not in plan, plans
         assert not re.search(r"SCAN (articles_article|U0|T\d)\b", plan), plans
-
-
-@pytest.mark.django_db
-def test_no_index_only_repeats_the_leading_columns_of_another():
-    """Every index costs each write of its table: one whose columns lead another
-    index or unique constraint serves no lookup the longer one can't."""
-    covered = []
-    with connection.cursor() as cursor:
-        for model in apps.get_app_config("articles").get_models():
-            table = model._meta.db_table
-            constraints = {
-                name: info
-                for name, info in connection.introspection.get_constraints(cursor, table).items()
-                # PostgreSQL's "_like" twins use another operator class (for LIKE 'x%').
-                if (info["index"] or info["unique"])
-                and info["columns"]
-                and not info["primary_key"]
-                and not name.endswith("_like")
-            }
-            for name, info in constraints.items():
-                columns = tuple(info["columns"])
-                if not info["unique"] and any(
-                    other != name and tuple(more["columns"][: len(columns)]) == columns
-                    for other, more in constraints.items()
-                ):
-                    covered.append(f"{table}.{name} {columns}")
-    assert covered == []

@@ -19,16 +19,46 @@ def test_no_missing_migrations():
         pytest.fail(f"models have changes without migrations:\n{out.getvalue()} ({exit_})")
 
 
-def _index_columns():
-    """{(table, index name): columns} of every index of the app."""
+def _app_indexes(unique=False):
+    """{(table, name): info} of the app's indexes (and unique constraints, if asked)."""
     with connection.cursor() as cursor:
         return {
-            (table, name): tuple(info["columns"])
+            (table, name): info
             for table in connection.introspection.table_names(cursor)
             if table.startswith("articles_")
             for name, info in connection.introspection.get_constraints(cursor, table).items()
-            if info["index"] and not info["primary_key"]
+            if (info["index"] or (unique and info["unique"]))
+            and info["columns"]
+            and not info["primary_key"]
         }
+
+
+def _index_columns():
+    """{(table, index name): columns} of every index of the app."""
+    return {key: tuple(info["columns"]) for key, info in _app_indexes().items()}
+
+
+@pytest.mark.django_db
+def test_no_index_only_repeats_the_leading_columns_of_another():
+    """Every index costs each write of its table: one whose columns lead another
+    index or unique constraint serves no lookup the longer one can't."""
+    constraints = {
+        key: tuple(info["columns"])
+        for key, info in _app_indexes(unique=True).items()
+        # PostgreSQL's "_like" twins use another operator class (for LIKE 'x%').
+        if not key[1].endswith("_like")
+    }
+    plain = {key for key, info in _app_indexes().items() if not info["unique"]}
+    covered = [
+        f"{table}.{name} {columns}"
+        for (table, name), columns in constraints.items()
+        if (table, name) in plain
+        and any(
+            other != (table, name) and other[0] == table and more[: len(columns)] == columns
+            for other, more in constraints.items()
+        )
+    ]
+    assert covered == []
 
 
 @pytest.mark.django_db(transaction=True)
