@@ -1,11 +1,46 @@
-"""Many rows in one prepared statement: what ``bulk_create`` and ``bulk_update`` cost too much for.
+"""Helpers for the bulk work of loads and rebuilds.
 
-Loads and clustering write thousands of rows at a time; Django's bulk methods
-compile every value of every row into SQL in Python (``bulk_update`` a CASE
-expression per field and row), which costs more than the database work.
+Many rows in one prepared statement: loads and clustering write thousands of
+rows at a time; Django's bulk methods compile every value of every row into SQL
+in Python (``bulk_update`` a CASE expression per field and row), which costs
+more than the database work.
 """
 
+import gc
+from contextlib import contextmanager
+
 from django.db import connections, router
+
+# A young-generation collection every 50,000 net allocations instead of 700, and
+# older ones correspondingly rarer.
+BULK_GC_THRESHOLD = (50_000, 20, 20)
+_bulk_depth = 0
+
+
+@contextmanager
+def fewer_collections():
+    """Run bulk work with the cyclic garbage collector walking far less.
+
+    A load keeps many containers alive at once (Django's modules, a batch of
+    parsed files, the rebuild's postings) and makes few cycles; with the default
+    thresholds the collector walks them again and again and finds nothing: an
+    eighth of a 10,000-file load's time. What is alive before is frozen (never
+    walked) until the work ends; forked parse workers inherit both settings.
+    """
+    global _bulk_depth  # noqa: PLW0603 -- nested bulk work must not thaw the outer's freeze
+    outermost = _bulk_depth == 0
+    if outermost:
+        previous = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(*BULK_GC_THRESHOLD)
+    _bulk_depth += 1
+    try:
+        yield
+    finally:
+        _bulk_depth -= 1
+        if outermost:
+            gc.set_threshold(*previous)
+            gc.unfreeze()
 
 
 def _column_values(fields, connection):

@@ -57,7 +57,7 @@ from django.utils import timezone
 from pyroaring import BitMap64
 
 from . import versioning
-from .bulk import insert_rows, update_rows
+from .bulk import fewer_collections, insert_rows, update_rows
 from .models import (
     Article,
     ArticleTopic,
@@ -1036,8 +1036,9 @@ def update_for_articles(article_ids, deleted=()):
 def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
     versioning.hold()
-    touched = _rebuild(_overrides())
-    refresh_clusters(Cluster.objects.values_list("pk", flat=True).iterator(QUERY_BATCH))
+    with fewer_collections():
+        touched = _rebuild(_overrides())
+        refresh_clusters(Cluster.objects.values_list("pk", flat=True).iterator(QUERY_BATCH))
     return len(touched)
 
 

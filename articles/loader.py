@@ -35,7 +35,7 @@ from django.utils.text import slugify
 from pyroaring import BitMap64
 
 from . import clustering, versioning
-from .bulk import insert_rows, update_rows
+from .bulk import fewer_collections, insert_rows, update_rows
 from .canonical import InvalidURL, host_of, link_and_canonical, link_url
 from .models import (
     Article,
@@ -1197,7 +1197,7 @@ def load(paths, *, dry_run=False, progress=None):
     paths = [str(path) for path in paths]
     check_paths(paths)
     result = LoadResult()
-    with transaction.atomic():
+    with fewer_collections(), transaction.atomic():
         # Before any write: a concurrent load waits here rather than deadlocking later.
         versioning.hold()
         cluster_ids = set()

@@ -1,10 +1,12 @@
 """Large loads parse in worker processes: the outcome must be exactly the in-process one."""
 
+import gc
+
 import pytest
 import yaml
 from django.db import transaction
 
-from articles import loader
+from articles import bulk, clustering, loader
 from articles.models import Article, RelatedListing, SourceFile
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +119,24 @@ def test_a_source_key_stored_earlier_in_the_run_is_compared_again(
     summary, rows = with_workers
     assert (summary["updated"], summary["unchanged"]) == (2, 1)
     assert ("x.md", loader.raw_digest((second / "x.md").read_bytes()), "From b") in rows["files"]
+
+
+def test_a_load_collects_garbage_less_and_leaves_the_collector_as_it_found_it(
+    tmp_path, monkeypatch
+):
+    write(tmp_path, "a.md", news("First", "https://example.com/a"))
+    before = gc.get_threshold(), gc.get_freeze_count()
+    seen = []
+
+    def failing_clustering(*args, **kwargs):
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        raise RuntimeError("clustering failed")
+
+    monkeypatch.setattr(clustering, "update_for_articles", failing_clustering)
+    with pytest.raises(RuntimeError):
+        loader.load([tmp_path])
+
+    [(threshold, frozen)] = seen
+    assert threshold == bulk.BULK_GC_THRESHOLD
+    assert frozen > before[1]
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
