@@ -295,8 +295,16 @@ def _may_reach(min_weight, own, weights, shared, shared_title, common_names):
     of the words each id shares with the story; ``common_names`` the names both use.
     """
     weight, title_weight = own
+    # Another story's weights are positive, so a pair's bound is at most the shared
+    # weight over this story's own: most ids share too little to pass, and are
+    # passed over here with one comparison each. A hair lenient, for rounding.
+    least = min_weight / 2 * (1 - 1e-9)
+    least_shared, least_title = least * weight, least * title_weight
     found = set()
-    for pk, shared_weight in shared.items():
+    for pk in {pk for pk, amount in shared.items() if amount >= least_shared}.union(
+        pk for pk, amount in shared_title.items() if amount >= least_title and pk in shared
+    ):
+        shared_weight = shared[pk]
         other_weight, other_title_weight = weights[pk]
         bound = max(
             shared_weight / (weight + other_weight),

@@ -1,5 +1,6 @@
 """Story clusters: the seed outcomes, bounded clusters, incremental == rebuild, overrides."""
 
+import itertools
 import math
 import random
 import shutil
@@ -261,6 +262,43 @@ def file_story(pk, time, title, excerpt, url=None):
         cluster_id=None,
         text=story_text(title, excerpt),
     )
+
+
+@pytest.mark.parametrize(
+    "min_weight",
+    [clustering.TEXT_THRESHOLD, clustering.RELATED_THRESHOLD, clustering.ORPHAN_THRESHOLD],
+)
+def test_the_candidate_search_misses_no_pair_that_scores_enough(min_weight):
+    """Stories drawn from a few words, a third of them names, with short and long
+    ledes, so that pairs score all over the range: the pruned candidate search
+    finds every pair a comparison of each with each scores at ``min_weight`` or more."""
+    rng = random.Random(5)
+    names = invented_words(rng, 20)
+    words = [word.lower() + "s" for word in invented_words(rng, 50)]
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def text(count):
+        return " ".join(rng.sample(names, count // 3) + rng.sample(words, count - count // 3))
+
+    stories = [
+        file_story(
+            pk,
+            start + timedelta(hours=rng.randrange(72)),
+            text(6),
+            text(rng.choice([3, 4, 24, 30])),
+        )
+        for pk in range(1, 161)
+    ]
+    expected = set()
+    for a, b in itertools.combinations(stories, 2):
+        weight = clustering.edge_weight(a, b)
+        if weight is not None and weight >= min_weight:
+            expected.add((a.pk, b.pk))
+    assert 20 < len(expected) < len(stories) ** 2 / 4  # some pairs pass, most do not
+
+    found = {(a.pk, b.pk) for _, a, b in clustering.CandidateIndex(stories, min_weight).edges()}
+
+    assert found == expected
 
 
 def test_a_rebuild_sweep_holds_a_window_of_stories_not_the_corpus():
