@@ -118,6 +118,13 @@ def test_clean_text(raw, expected):
     assert clean_text(raw) == expected
 
 
+def test_every_unicode_whitespace_run_is_one_space():
+    spaces = [c for c in map(chr, range(0x110000)) if c.isspace()]
+    assert len(spaces) > 20  # tabs and line breaks, no-break, em and ideographic spaces
+    for space in spaces:
+        assert clean_text(f" word{space}{space}word{space}") == "word word", repr(space)
+
+
 @pytest.mark.parametrize("placeholder", ["Placeholder.", "NA", "English", "na\n", " na "])
 def test_placeholder_excerpts_are_empty(placeholder):
     assert clean_excerpt(placeholder) == ""
