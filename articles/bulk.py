@@ -8,6 +8,7 @@ more than the database work.
 
 import gc
 from contextlib import contextmanager
+from datetime import UTC
 
 from django.db import connections, router
 
@@ -53,7 +54,7 @@ def _column_values(fields, connection):
     """
     ops = connection.ops
     adapters = {
-        "DateTimeField": lambda column: ops.adapt_datetimefield_value,
+        "DateTimeField": lambda column: _datetime_adapter(connection),
         "DateField": lambda column: ops.adapt_datefield_value,
         "JSONField": lambda column: lambda value: ops.adapt_json_value(value, column.encoder),
         "DecimalField": lambda column: lambda value: column.get_db_prep_save(value, connection),
@@ -63,6 +64,25 @@ def _column_values(fields, connection):
         adapter = adapters.get(column.get_internal_type())
         plan.append((column.attname, adapter(column) if adapter else None))
     return lambda row: [row[name] if adapt is None else adapt(row[name]) for name, adapt in plan]
+
+
+def _datetime_adapter(connection):
+    """The backend's datetime adapter, with a shortcut for UTC on SQLite.
+
+    SQLite stores naive UTC text; Django's adapter checks settings and converts
+    time zones for each value, twice the cost of the text itself for the UTC
+    datetimes loads and rebuilds write by the hundred thousand.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or connection.timezone is not UTC:
+        return adapt
+
+    def utc_text(value):
+        if value is not None and value.tzinfo is UTC:
+            return value.replace(tzinfo=None).isoformat(" ")
+        return adapt(value)
+
+    return utc_text
 
 
 def insert_rows(model, rows):

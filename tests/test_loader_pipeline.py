@@ -1,10 +1,11 @@
 """Large loads parse in worker processes: the outcome must be exactly the in-process one."""
 
 import gc
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import yaml
-from django.db import transaction
+from django.db import connection, transaction
 
 from articles import bulk, clustering, loader
 from articles.models import Article, RelatedListing, SourceFile
@@ -140,3 +141,18 @@ def test_a_load_collects_garbage_less_and_leaves_the_collector_as_it_found_it(
     assert threshold == bulk.BULK_GC_THRESHOLD
     assert frozen > before[1]
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2021, 5, 5, 10, 0, tzinfo=UTC),
+        datetime(2021, 5, 5, 10, 0, 7, 250, tzinfo=UTC),
+        datetime(2021, 5, 5, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+        None,
+    ],
+)
+def test_bulk_writes_store_datetimes_as_django_does(moment):
+    assert bulk._datetime_adapter(connection)(moment) == (
+        connection.ops.adapt_datetimefield_value(moment)
+    )
