@@ -85,28 +85,40 @@ def _datetime_adapter(connection):
     return utc_text
 
 
-def insert_rows(model, rows):
-    """INSERT many new rows with one prepared statement (their primary keys stay unset).
+def insert_rows(model, rows, *, ids=False):
+    """INSERT many new rows with one prepared statement.
 
     ``rows`` are model instances or dicts of every column's attribute name: the
     loader's most numerous rows skip building a model instance each. ``bulk_create``
     compiles every value of every row into SQL in Python, which costs more than
     the inserts themselves.
+
+    With ``ids``, returns the new primary keys in row order on SQLite (see below),
+    else None: the caller reads them back by a unique column.
     """
     rows = [row if isinstance(row, dict) else vars(row) for row in rows]
     if not rows:
-        return
+        return []
     meta = model._meta
     columns = [column for column in meta.concrete_fields if not column.primary_key]
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
+    table = quote(meta.db_table)
     names = ", ".join(quote(column.column) for column in columns)
     marks = ", ".join(["%s"] * len(columns))
     # Identifiers come from model metadata, quoted; every value is a parameter.
-    sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608
+    sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608
     values = _column_values(columns, connection)
     with connection.cursor() as cursor:
         cursor.executemany(sql, [values(row) for row in rows])
+        if not ids or connection.vendor != "sqlite":
+            return None
+        cursor.execute("SELECT last_insert_rowid()")
+        [(last,)] = cursor.fetchall()
+    # SQLite gives each new row one more than the highest id the table has used,
+    # and a load's writer is alone in its transaction: the rows of one executemany
+    # take consecutive ids, the last one's last.
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 def update_rows(model, objects, fields):

@@ -1085,12 +1085,18 @@ def _write_news(items, known, outcome, now):
                 new[url] = _related_only_story(listing, providers, now)
 
     claim_unique_slugs(Article, new.values())
-    insert_rows(Article, new.values())
-    for part in in_slices(new):
-        for url, pk in Article.objects.filter(canonical_url__in=part).values_list(
-            "canonical_url", "pk"
-        ):
-            new[url].pk = pk
+    new_ids = insert_rows(Article, new.values(), ids=True)
+    if new_ids is None:
+        by_url = {
+            url: pk
+            for part in in_slices(new)
+            for url, pk in Article.objects.filter(canonical_url__in=part).values_list(
+                "canonical_url", "pk"
+            )
+        }
+        new_ids = [by_url[url] for url in new]
+    for story, pk in zip(new.values(), new_ids, strict=True):
+        story.pk = pk
     update_rows(Article, changed.values(), FILE_FIELDS)
 
     def story_id(url):

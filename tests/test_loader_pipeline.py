@@ -8,7 +8,7 @@ import yaml
 from django.db import connection, transaction
 
 from articles import bulk, clustering, loader
-from articles.models import Article, RelatedListing, SourceFile
+from articles.models import Article, Cluster, RelatedListing, SourceFile
 
 pytestmark = pytest.mark.django_db
 
@@ -156,3 +156,22 @@ def test_bulk_writes_store_datetimes_as_django_does(moment):
     assert bulk._datetime_adapter(connection)(moment) == (
         connection.ops.adapt_datetimefield_value(moment)
     )
+
+
+def test_bulk_inserts_tell_the_new_ids_on_sqlite():
+    def stored_ids(rows):
+        by_slug = dict(Cluster.objects.values_list("slug", "pk"))
+        return [by_slug[row.slug] for row in rows]
+
+    first = [Cluster(slug=f"first-{n}") for n in range(5)]
+    ids = bulk.insert_rows(Cluster, first, ids=True)
+    # The newest row goes: its id is not given again, the next rows count on from it.
+    Cluster.objects.filter(slug="first-4").delete()
+    second = [Cluster(slug=f"second-{n}") for n in range(3)]
+    more_ids = bulk.insert_rows(Cluster, second, ids=True)
+
+    if connection.vendor == "sqlite":
+        assert ids[:4] == stored_ids(first[:4])
+        assert more_ids == stored_ids(second)
+    else:
+        assert ids is more_ids is None  # the caller reads them back
