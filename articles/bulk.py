@@ -93,8 +93,9 @@ def insert_rows(model, rows, *, ids=False):
     compiles every value of every row into SQL in Python, which costs more than
     the inserts themselves.
 
-    With ``ids``, returns the new primary keys in row order on SQLite (see below),
-    else None: the caller reads them back by a unique column.
+    With ``ids``, returns the new primary keys in row order on SQLite inside a
+    transaction (see below), else None: the caller reads them back by a unique
+    column.
     """
     rows = [row if isinstance(row, dict) else vars(row) for row in rows]
     if not rows:
@@ -111,13 +112,13 @@ def insert_rows(model, rows, *, ids=False):
     values = _column_values(columns, connection)
     with connection.cursor() as cursor:
         cursor.executemany(sql, [values(row) for row in rows])
-        if not ids or connection.vendor != "sqlite":
+        if not ids or connection.vendor != "sqlite" or not connection.in_atomic_block:
             return None
         cursor.execute("SELECT last_insert_rowid()")
         [(last,)] = cursor.fetchall()
     # SQLite gives each new row one more than the highest id the table has used,
-    # and a load's writer is alone in its transaction: the rows of one executemany
-    # take consecutive ids, the last one's last.
+    # and inside a transaction no other connection writes until it ends: the rows
+    # of one executemany take consecutive ids, the last one's last.
     return list(range(last - len(rows) + 1, last + 1))
 
 

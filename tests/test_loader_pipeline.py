@@ -175,3 +175,11 @@ def test_bulk_inserts_tell_the_new_ids_on_sqlite():
         assert more_ids == stored_ids(second)
     else:
         assert ids is more_ids is None  # the caller reads them back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_inserts_outside_a_transaction_leave_the_ids_to_be_read_back():
+    """Each INSERT then commits alone, and another connection may write in between."""
+    assert not connection.in_atomic_block
+    assert bulk.insert_rows(Cluster, [Cluster(slug="alone")], ids=True) is None
+    assert Cluster.objects.filter(slug="alone").exists()
