@@ -37,16 +37,22 @@ the stored ones (``_replay``), then redoes the clusters of the events that
 changed, and reaches exactly what a full rebuild would.
 """
 
+import gc
 import hashlib
 import heapq
 import math
+import multiprocessing
 import operator
+import os
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict, deque, namedtuple
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import reduce
+from functools import cache, reduce
 from itertools import islice
 from types import SimpleNamespace
 
@@ -98,6 +104,8 @@ ORPHAN_THRESHOLD = 0.65
 # Above this many changed stories a load regroups everything in one pass (same result).
 BULK_LOAD_STORIES = 2000
 QUERY_BATCH = 1000
+# A rebuild of fewer stories does without a helper process (see _text_helper).
+HELPER_MIN_STORIES = 5000
 # Pair weights a grouping remembers: enough for any one merge, bounded however long it runs.
 REMEMBERED_PAIRS = 20_000
 # How many of a headline key's longest words narrow the database search for its copies.
@@ -177,8 +185,12 @@ class _TextOnDemand:
         return getattr(self.text, name)
 
 
-def _load_stories(queryset, lazily=False):
-    """{pk: Story}; ``lazily``: texts worked out when first read, and no lists."""
+def _load_stories(queryset, lazily=False, text=None):
+    """{pk: Story}; ``lazily``: texts worked out when first read, and no lists.
+
+    ``text``: what makes a story's ``text`` of its title, excerpt and beat, in
+    place of ``story_text``.
+    """
     rows = list(queryset.values(*STORY_FIELDS))
     topic_names = defaultdict(list)
     for chunk in _chunks(row["pk"] for row in rows):
@@ -186,7 +198,7 @@ def _load_stories(queryset, lazily=False):
             "article_id", "topic__name"
         ):
             topic_names[article_id].append(name)
-    text = _TextOnDemand if lazily else story_text
+    text = text or (_TextOnDemand if lazily else story_text)
     stories = {row["pk"]: Story.from_row(row, topic_names[row["pk"]], text) for row in rows}
     if lazily:
         return stories
@@ -1073,26 +1085,108 @@ def partition():
 # far its connected stories run on: at 51 files a day they run for years.
 
 
-def _stream(queryset, lazily=False):
-    """Batches of the stories of ``queryset``, oldest first (ties by id); see _load_stories."""
+def _stream(queryset, lazily=False, helper=None, finder=None):
+    """Batches of the stories of ``queryset``, oldest first (ties by id); see _load_stories.
+
+    With a ``helper`` (see _text_helper), a batch's texts are worked out there
+    while this process reads the next batch and groups the one before. With a
+    ``finder``, the (min_weight, isolated) of a sweep, batches come as lists of
+    (story, its edges) for ``_Sweep.add``: found by the helper when there is one.
+    """
     ordered = (
         queryset.annotate(story_time=Coalesce("published_at", "first_seen_at"))
         .order_by("story_time", "pk")
         .values_list("pk", flat=True)
     )
-    batch = []
-    for pk in ordered.iterator(chunk_size=QUERY_BATCH):
-        batch.append(pk)
-        if len(batch) == QUERY_BATCH:
-            yield _ordered(queryset, batch, lazily)
-            batch = []
-    if batch:
-        yield _ordered(queryset, batch, lazily)
+    pk_batches = _batched(ordered.iterator(chunk_size=QUERY_BATCH), QUERY_BATCH)
+    if helper is None or lazily:
+        for pks in pk_batches:
+            batch = _ordered(queryset, pks, lazily)
+            yield batch if finder is None else [(story, None) for story in batch]
+        return
+    pending = deque()
+    for pks in pk_batches:
+        batch = _ordered(queryset, pks, text=_text_arguments)
+        arguments = [(story.pk, story.time, story.lists, story.text) for story in batch]
+        pending.append((batch, helper.submit(_texts_and_edges, arguments, finder)))
+        if len(pending) > 1:
+            yield _worked_out(*pending.popleft(), finder)
+    while pending:
+        yield _worked_out(*pending.popleft(), finder)
 
 
-def _ordered(queryset, pks, lazily=False):
-    stories = _load_stories(queryset.filter(pk__in=pks), lazily)
+def _ordered(queryset, pks, lazily=False, text=None):
+    stories = _load_stories(queryset.filter(pk__in=pks), lazily, text)
     return [stories[pk] for pk in pks if pk in stories]
+
+
+def _text_arguments(*arguments):
+    return arguments
+
+
+def _texts_and_edges(arguments, finder=None):
+    """In the helper: the texts of a batch of stories and, with a ``finder``, their edges.
+
+    ``arguments``: (pk, time, lists, story_text arguments) of each story, oldest
+    first and after those of the calls before; the edges, as (weight, pk, pk),
+    reach the stories of those calls too.
+    """
+    texts = [story_text(*story_arguments) for *_, story_arguments in arguments]
+    if finder is None:
+        return texts, None
+    edge_finder = _finder_in_helper(*finder)
+    edges = [
+        [
+            (weight, a.pk, b.pk)
+            for weight, a, b in edge_finder.edges(
+                Story(
+                    pk,
+                    url=None,
+                    slug=None,
+                    file_backed=True,
+                    time=time,
+                    cluster_id=None,
+                    text=text,
+                    lists=lists,
+                )
+            )
+        ]
+        for (pk, time, lists, _), text in zip(arguments, texts, strict=True)
+    ]
+    return texts, edges
+
+
+@cache
+def _finder_in_helper(min_weight, isolated):
+    """The helper's one _EdgeFinder, kept from call to call (a helper serves one rebuild)."""
+    return _EdgeFinder(min_weight, isolated)
+
+
+def _worked_out(batch, future, finder):
+    texts, edges = future.result()
+    for story, text in zip(batch, texts, strict=True):
+        story.text = text
+    return batch if finder is None else list(zip(batch, edges, strict=True))
+
+
+@contextmanager
+def _text_helper(stories):
+    """A process to work out story texts and step 1's edges for a rebuild of
+    ``stories`` stories (see _stream), or None.
+
+    Reading, grouping and writing keep this process busy while a second core
+    idles (a load's parsing workers have finished by then); texts and edges cost
+    more to work out than to send. Forked, the helper needs no set-up and never
+    touches the database. Small rebuilds, and machines of one core, do without.
+    """
+    if stories < HELPER_MIN_STORIES or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    helper = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        yield helper
+    finally:
+        helper.shutdown(cancel_futures=True)
 
 
 class _Posting:
@@ -1110,6 +1204,115 @@ class _Posting:
             pks.popleft()
 
 
+class _EdgeFinder:
+    """The candidate search of a sweep: the edges of each story fed, oldest first,
+    to the stories before it, holding only those a later story can still reach.
+
+    It needs nothing of the grouping, so a rebuild runs it in its helper process
+    (see _texts_and_edges).
+    """
+
+    def __init__(self, min_weight, isolated=frozenset()):
+        self.min_weight, self.isolated = min_weight, isolated
+        # kind -> token -> indexed stories (as CandidateIndex's postings).
+        self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
+        self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
+        self.listed_by = defaultdict(list)  # pk -> stories listing it
+        # pk -> story fed: every story of the last MAX_SPAN is here (no older one can pair).
+        self.recent = {}
+        self.own_weights = {}  # pk -> CandidateIndex.own_weights of an indexed story
+        self.now = None
+        self.fed = 0
+
+    def edges(self, story):
+        """``story``'s (weight, a, b) edges, a and b ordered by id; then it is indexed."""
+        self.now, self.recent[story.pk] = story.time, story
+        edges = []
+        if story.pk not in self.isolated:
+            for other in self._candidates(story):
+                if other.pk in self.isolated:
+                    continue
+                weight = edge_weight(story, other)
+                if weight is not None and weight >= self.min_weight:
+                    edges.append((weight, *sorted((story, other), key=lambda s: s.pk)))
+            self.index(story)
+        self.fed += 1
+        if self.fed % QUERY_BATCH == 0:
+            self._forget_old()
+        return edges
+
+    def _candidates(self, story):
+        """Stories that may have an edge to ``story`` (CandidateIndex's bound)."""
+        low, text = story.time - WINDOW, story.text
+
+        def scan(kind, token, amount, counts):
+            posting = self.postings[kind].get(token)
+            if posting is not None:
+                # Stories come oldest first: out of this one's reach is out of any later one's.
+                posting.drop_before(low)
+                _add_to_each(counts, posting.pks, amount)
+
+        found = _may_reach(
+            self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
+        )
+        if text.copy_key:
+            found.update(
+                other.pk
+                for other in self.copies.get(text.copy_key, ())
+                if story.time - other.time <= MAX_SPAN
+            )
+        # Listed stories further back than MAX_SPAN cannot pair (copies are found above).
+        found.update(
+            pk
+            for pk in story.lists
+            if pk in self.recent and story.time - self.recent[pk].time <= MAX_SPAN
+        )
+        found.update(
+            other.pk
+            for other in self.listed_by.pop(story.pk, ())
+            if other.pk in self.recent and story.time - other.time <= MAX_SPAN
+        )
+        found.discard(story.pk)
+        return [self.recent[pk] for pk in found]
+
+    def index(self, story):
+        """Make ``story`` a candidate of the stories after it."""
+        text = story.text
+        self.recent[story.pk] = story
+        self.own_weights[story.pk] = _own_weights(text)
+        for kind, token in _postings_of(text):
+            posting = self.postings[kind][token]
+            posting.times.append(story.time)
+            posting.pks.append(story.pk)
+        for target in story.lists:
+            self.listed_by[target].append(story)
+        if text.copy_key:
+            self.copies[text.copy_key].append(story)
+
+    def _forget_old(self):
+        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN)."""
+        for postings in self.postings.values():
+            for token in list(postings):
+                postings[token].drop_before(self.now - WINDOW)
+                if not postings[token].pks:
+                    del postings[token]
+        for key in list(self.copies):
+            entries = self.copies[key]
+            while entries and self.now - entries[0].time > MAX_SPAN:
+                entries.popleft()
+            if not entries:
+                del self.copies[key]
+        for target in list(self.listed_by):
+            listers = [s for s in self.listed_by[target] if self.now - s.time <= WINDOW]
+            if listers:
+                self.listed_by[target] = listers
+            else:
+                del self.listed_by[target]
+        for pk in [pk for pk, story in self.recent.items() if self.now - story.time > MAX_SPAN]:
+            del self.recent[pk]
+            self.own_weights.pop(pk, None)
+
+
 class _Sweep:
     """Groups stories fed oldest first, a day at a time, holding a window of them.
 
@@ -1119,13 +1322,9 @@ class _Sweep:
     """
 
     def __init__(self, min_weight, isolated=frozenset(), copy_log=None, note_events=True):
-        self.min_weight, self.isolated = min_weight, isolated
-        # kind -> token -> open stories (as CandidateIndex's postings).
-        self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
-        self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
-        self.listed_by = defaultdict(list)  # pk -> stories listing it
+        self.isolated = isolated
+        self.finder = _EdgeFinder(min_weight, isolated)
         self.open = {}  # pk -> story, until its group is finished
-        self.own_weights = {}  # pk -> CandidateIndex.own_weights of an indexed open story
         self.grouping = _DayByDay(min_weight)
         self.day, self.day_edges = None, []
         self.newest = []  # heap of (time, pk) of every open story, to find finished groups
@@ -1153,44 +1352,12 @@ class _Sweep:
             self.open[story.pk] = story
             heapq.heappush(self.newest, (story.time, story.pk))
             if story.pk not in self.isolated:
-                self._index(story)
+                self.finder.index(story)
             self.now = story.time
 
-    def _candidates(self, story):
-        """Open stories that may have an edge to ``story`` (CandidateIndex's bound)."""
-        low, text = story.time - WINDOW, story.text
-
-        def scan(kind, token, amount, counts):
-            posting = self.postings[kind].get(token)
-            if posting is not None:
-                # Stories come oldest first: out of this one's reach is out of any later one's.
-                posting.drop_before(low)
-                _add_to_each(counts, posting.pks, amount)
-
-        found = _may_reach(
-            self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
-        )
-        if text.copy_key:
-            found.update(
-                other.pk
-                for other in self.copies.get(text.copy_key, ())
-                if story.time - other.time <= MAX_SPAN
-            )
-        # Listed stories further back than MAX_SPAN cannot pair (copies are
-        # found above) and may be finished already.
-        found.update(
-            pk
-            for pk in story.lists
-            if pk in self.open and story.time - self.open[pk].time <= MAX_SPAN
-        )
-        found.update(
-            other.pk
-            for other in self.listed_by.pop(story.pk, ())
-            if other.pk in self.open and story.time - other.time <= MAX_SPAN
-        )
-        return [self.open[pk] for pk in found]
-
-    def add(self, story):
+    def add(self, story, edges=None):
+        """Feed ``story``; ``edges``: its edges as (weight, pk, pk), found elsewhere
+        by an _EdgeFinder fed the same stories (else this sweep's own finds them)."""
         finished = {}
         day = story.time.date()
         if self.day is not None and day != self.day:
@@ -1199,17 +1366,13 @@ class _Sweep:
         self.open[pk] = story
         self.grouping.add(story)
         heapq.heappush(self.newest, (story.time, pk))
-        if pk not in self.isolated:
-            for other in self._candidates(story):
-                if other.pk in self.isolated:
-                    continue
-                weight = edge_weight(story, other)
-                if weight is not None and weight >= self.min_weight:
-                    self.day_edges.append((weight, *sorted((story, other), key=lambda s: s.pk)))
-            self._index(story)
+        if edges is None:
+            self.day_edges += self.finder.edges(story)
+        else:
+            self.day_edges += [(weight, self.open[a], self.open[b]) for weight, a, b in edges]
+        if self.copy_log is not None and story.text.copy_key and pk not in self.isolated:
+            self.copy_log.note(story.text.copy_key, pk, story.time)
         self.fed += 1
-        if self.fed % QUERY_BATCH == 0:
-            self._forget_old()
         return finished
 
     def _end_day(self, next_time):
@@ -1232,7 +1395,6 @@ class _Sweep:
             finished.update(self._named(members))
             for member in members:
                 del self.open[member.pk]
-                self.own_weights.pop(member.pk, None)
         return finished
 
     def _named(self, members):
@@ -1260,45 +1422,11 @@ class _Sweep:
         for members in self.grouping.members.values():
             self._named(members)
 
-    def _index(self, story):
-        text = story.text
-        self.own_weights[story.pk] = _own_weights(text)
-        for kind, token in _postings_of(text):
-            posting = self.postings[kind][token]
-            posting.times.append(story.time)
-            posting.pks.append(story.pk)
-        for target in story.lists:
-            self.listed_by[target].append(story)
-        if text.copy_key:
-            if self.copy_log is not None:
-                self.copy_log.note(text.copy_key, story.pk, story.time)
-            self.copies[text.copy_key].append(story)
-
-    def _forget_old(self):
-        """Drop index entries no later story can reach (text edges WINDOW back, copies MAX_SPAN)."""
-        for postings in self.postings.values():
-            for token in list(postings):
-                postings[token].drop_before(self.now - WINDOW)
-                if not postings[token].pks:
-                    del postings[token]
-        for key in list(self.copies):
-            entries = self.copies[key]
-            while entries and self.now - entries[0].time > MAX_SPAN:
-                entries.popleft()
-            if not entries:
-                del self.copies[key]
-        for target in list(self.listed_by):
-            listers = [s for s in self.listed_by[target] if self.now - s.time <= WINDOW]
-            if listers:
-                self.listed_by[target] = listers
-            else:
-                del self.listed_by[target]
-
     def finish(self):
         """The groupings not yet returned (then ask for ``late_pairs()``)."""
         groups = self._end_day(None) if self.day is not None else {}
-        # Nothing more comes: let the indexes go before the caller's next step.
-        self.postings, self.copies, self.listed_by = {}, {}, {}
+        # Nothing more comes: let the index go before the caller's next step.
+        self.finder = None
         return groups
 
     def late_pairs(self, queryset):
@@ -1687,6 +1815,18 @@ class _Labels(_ScratchTables):
 
 def _rebuild(overrides):
     """Regroup every story, streaming; returns the ids of clusters whose membership changed."""
+    with _text_helper(Article.objects.count()) as helper:
+        try:
+            return _regroup_all(overrides, helper)
+        except BrokenProcessPool:
+            # The helper died (out of memory): once more without it. Events it
+            # stored are read back as they are now, and only those that differ written.
+            pass
+    gc.collect()  # the streams left behind hold cursors open, which block dropping scratch tables
+    return _regroup_all(overrides, None)
+
+
+def _regroup_all(overrides, helper):
     split = {o.article_id for o in overrides if o.kind == ClusterOverride.KIND_SPLIT}
     file_backed = Article.objects.filter(is_file_backed=True)
     related_only = Article.objects.filter(is_file_backed=False)
@@ -1695,9 +1835,9 @@ def _rebuild(overrides):
     # Step 1: file-backed stories. Overrides naming a related-only story find no
     # label yet and wait for step 3.
     sweep = _Sweep(TEXT_THRESHOLD, isolated=split, copy_log=_CopyLog())
-    for batch in _stream(file_backed):
-        for story in batch:
-            labels.add(sweep.add(story), file_backed=True)
+    for batch in _stream(file_backed, helper=helper, finder=(TEXT_THRESHOLD, frozenset(split))):
+        for story, edges in batch:
+            labels.add(sweep.add(story, edges), file_backed=True)
         # Stored as they come: a story is read once, before its group is named.
         _store_events(sweep.take_events())
     labels.add(sweep.finish(), file_backed=True)
@@ -1711,7 +1851,7 @@ def _rebuild(overrides):
     orphans = _Sweep(ORPHAN_THRESHOLD, copy_log=_CopyLog(), note_events=False)
     ahead = (story for batch in _stream(file_backed, lazily=True) for story in batch)
     upcoming, window = next(ahead, None), deque()
-    for batch in _stream(related_only):
+    for batch in _stream(related_only, helper=helper):
         while upcoming is not None and upcoming.time <= batch[-1].time + WINDOW:
             window.append(upcoming)
             upcoming = next(ahead, None)

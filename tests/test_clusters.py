@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import os
 import random
 import shutil
 from collections import defaultdict
@@ -602,6 +603,74 @@ def test_a_rebuild_joins_copies_run_weeks_apart_with_their_keys_kept_out_of_memo
     assert len(clusters) == len(stories) - (3 - 1) - (2 - 1)  # the rest stand alone
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM clustering_rebuild_copy")
+
+
+def chain_with_listings():
+    """Three reports a day of a chain of 30 days, and a related-only story every third day."""
+    words = invented_words(random.Random(5), CHAIN_DAYS + 30)
+    stories = [chain_story(words, day, n) for day in range(30) for n in range(PER_DAY)]
+    for day in range(0, 30, 3):
+        listed = chain_story(words, day, PER_DAY)
+        listed.is_file_backed = False
+        stories.append(listed)
+    Article.objects.bulk_create(stories)
+
+
+def rebuilt_grouping():
+    """Every story's cluster and stored event after a rebuild from nothing."""
+    Article.objects.update(cluster=None, event_first=None, grouped_at=None)
+    Cluster.objects.all().delete()
+    clustering.recluster()
+    return set(Article.objects.values_list("pk", "cluster__slug", "event_first", "grouped_at"))
+
+
+@pytest.mark.django_db
+def test_a_large_rebuild_hands_texts_and_candidates_to_a_helper_and_groups_the_same(monkeypatch):
+    """A helper process works out each batch's texts, and step 1's edges, while
+    the rebuild reads the next batch: every batch of both steps goes through it,
+    and the clusters and stored events are those of a rebuild without it."""
+    chain_with_listings()
+    monkeypatch.setattr(clustering, "HELPER_MIN_STORIES", 10**9)
+    alone = rebuilt_grouping()
+    assert len({slug for _, slug, _, _ in alone}) < len(alone) / 2  # stories do group
+
+    helped, real = [], clustering._worked_out
+
+    def counted(batch, future, finder):
+        texts, edges = future.result()
+        helped.append((len(texts), edges and sum(map(len, edges))))
+        return real(batch, future, finder)
+
+    monkeypatch.setattr(clustering, "_worked_out", counted)
+    monkeypatch.setattr(clustering, "HELPER_MIN_STORIES", 0)
+    monkeypatch.setattr(clustering, "QUERY_BATCH", 7)
+    assert rebuilt_grouping() == alone
+    # 90 file-backed stories with their edges, then 10 related-only ones.
+    assert [texts for texts, _ in helped] == [7] * 12 + [6] + [7, 3]
+    assert all(edges for _, edges in helped[:13])
+    assert all(edges is None for _, edges in helped[13:])
+
+
+TEST_PROCESS, TEXTS_AND_EDGES = os.getpid(), clustering._texts_and_edges
+
+
+def texts_and_edges_dying_in_a_helper(*arguments):
+    # Module level: the helper is handed the function by name.
+    if os.getpid() != TEST_PROCESS:
+        os._exit(1)  # as the out-of-memory killer would end it
+    return TEXTS_AND_EDGES(*arguments)
+
+
+@pytest.mark.django_db
+def test_a_rebuild_whose_helper_process_dies_starts_again_without_one(monkeypatch):
+    chain_with_listings()
+    monkeypatch.setattr(clustering, "HELPER_MIN_STORIES", 10**9)
+    alone = rebuilt_grouping()
+
+    monkeypatch.setattr(clustering, "_texts_and_edges", texts_and_edges_dying_in_a_helper)
+    monkeypatch.setattr(clustering, "HELPER_MIN_STORIES", 0)
+    monkeypatch.setattr(clustering, "QUERY_BATCH", 7)
+    assert rebuilt_grouping() == alone
 
 
 @pytest.mark.django_db
