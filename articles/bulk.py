@@ -15,6 +15,8 @@ from django.db import connections, router
 # A young-generation collection every 50,000 net allocations instead of 700, and
 # older ones correspondingly rarer.
 BULK_GC_THRESHOLD = (50_000, 20, 20)
+# Keys per query when new ids are read back: databases cap a query's parameters.
+READ_BACK_BATCH = 2000
 _bulk_depth = 0
 
 
@@ -85,7 +87,7 @@ def _datetime_adapter(connection):
     return utc_text
 
 
-def insert_rows(model, rows, *, ids=False):
+def insert_rows(model, rows, *, ids_by=None):
     """INSERT many new rows with one prepared statement.
 
     ``rows`` are model instances or dicts of every column's attribute name: the
@@ -93,9 +95,9 @@ def insert_rows(model, rows, *, ids=False):
     compiles every value of every row into SQL in Python, which costs more than
     the inserts themselves.
 
-    With ``ids``, returns the new primary keys in row order on SQLite inside a
-    transaction (see below), else None: the caller reads them back by a unique
-    column.
+    With ``ids_by``, the name of a unique field every row sets, returns the new
+    primary keys in row order: SQLite tells them inside a transaction (see
+    below); elsewhere they are read back by that field. Else returns None.
     """
     rows = [row if isinstance(row, dict) else vars(row) for row in rows]
     if not rows:
@@ -112,14 +114,23 @@ def insert_rows(model, rows, *, ids=False):
     values = _column_values(columns, connection)
     with connection.cursor() as cursor:
         cursor.executemany(sql, [values(row) for row in rows])
-        if not ids or connection.vendor != "sqlite" or not connection.in_atomic_block:
+        if ids_by is None:
             return None
-        cursor.execute("SELECT last_insert_rowid()")
-        [(last,)] = cursor.fetchall()
-    # SQLite gives each new row one more than the highest id the table has used,
-    # and inside a transaction no other connection writes until it ends: the rows
-    # of one executemany take consecutive ids, the last one's last.
-    return list(range(last - len(rows) + 1, last + 1))
+        if connection.vendor == "sqlite" and connection.in_atomic_block:
+            cursor.execute("SELECT last_insert_rowid()")
+            [(last,)] = cursor.fetchall()
+            # SQLite gives each new row one more than the highest id the table has
+            # used, and inside a transaction no other connection writes until it
+            # ends: the rows of one executemany take consecutive ids, the last one's last.
+            return list(range(last - len(rows) + 1, last + 1))
+    keys = [row[ids_by] for row in rows]
+    by_key = {}
+    for start in range(0, len(keys), READ_BACK_BATCH):
+        part = keys[start : start + READ_BACK_BATCH]
+        by_key.update(
+            model._default_manager.filter(**{f"{ids_by}__in": part}).values_list(ids_by, "pk")
+        )
+    return [by_key[key] for key in keys]
 
 
 def update_rows(model, objects, fields):

@@ -941,12 +941,7 @@ class _ClusterWriter:
         created_slugs = [cluster.slug for cluster in created]
         if created:
             # One prepared INSERT: bulk_create compiles every value into SQL in Python.
-            new_ids = insert_rows(Cluster, created, ids=True)
-            if new_ids is None:
-                by_slug = dict(
-                    Cluster.objects.filter(slug__in=created_slugs).values_list("slug", "pk")
-                )
-                new_ids = [by_slug[slug] for slug in created_slugs]
+            new_ids = insert_rows(Cluster, created, ids_by="slug")
             for cluster, pk in zip(created, new_ids, strict=True):
                 cluster.pk = pk
         ClusterAlias.objects.filter(slug__in=created_slugs + renamed).delete()

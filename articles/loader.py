@@ -1085,16 +1085,7 @@ def _write_news(items, known, outcome, now):
                 new[url] = _related_only_story(listing, providers, now)
 
     claim_unique_slugs(Article, new.values())
-    new_ids = insert_rows(Article, new.values(), ids=True)
-    if new_ids is None:
-        by_url = {
-            url: pk
-            for part in in_slices(new)
-            for url, pk in Article.objects.filter(canonical_url__in=part).values_list(
-                "canonical_url", "pk"
-            )
-        }
-        new_ids = [by_url[url] for url in new]
+    new_ids = insert_rows(Article, new.values(), ids_by="canonical_url")
     for story, pk in zip(new.values(), new_ids, strict=True):
         story.pk = pk
     update_rows(Article, changed.values(), FILE_FIELDS)

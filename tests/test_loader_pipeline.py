@@ -158,28 +158,34 @@ def test_bulk_writes_store_datetimes_as_django_does(moment):
     )
 
 
-def test_bulk_inserts_tell_the_new_ids_on_sqlite():
-    def stored_ids(rows):
-        by_slug = dict(Cluster.objects.values_list("slug", "pk"))
-        return [by_slug[row.slug] for row in rows]
+def stored_cluster_ids(clusters):
+    by_slug = dict(Cluster.objects.values_list("slug", "pk"))
+    return [by_slug[cluster.slug] for cluster in clusters]
 
+
+def test_bulk_inserts_tell_the_new_ids_in_row_order():
     first = [Cluster(slug=f"first-{n}") for n in range(5)]
-    ids = bulk.insert_rows(Cluster, first, ids=True)
+    ids = bulk.insert_rows(Cluster, first, ids_by="slug")
     # The newest row goes: its id is not given again, the next rows count on from it.
     Cluster.objects.filter(slug="first-4").delete()
-    second = [Cluster(slug=f"second-{n}") for n in range(3)]
-    more_ids = bulk.insert_rows(Cluster, second, ids=True)
+    second = [Cluster(slug=f"second-{n}") for n in (2, 0, 1)]
+    more_ids = bulk.insert_rows(Cluster, second, ids_by="slug")
 
-    if connection.vendor == "sqlite":
-        assert ids[:4] == stored_ids(first[:4])
-        assert more_ids == stored_ids(second)
-    else:
-        assert ids is more_ids is None  # the caller reads them back
+    assert ids[:4] == stored_cluster_ids(first[:4])
+    assert more_ids == stored_cluster_ids(second)
+    assert bulk.insert_rows(Cluster, [Cluster(slug="no-ids")]) is None
+
+
+def test_bulk_inserts_read_back_more_new_ids_than_one_query_takes(monkeypatch):
+    monkeypatch.setattr(bulk, "READ_BACK_BATCH", 2)
+    monkeypatch.setattr(connection, "vendor", "elsewhere")  # as any database but SQLite
+    clusters = [Cluster(slug=f"cluster-{n}") for n in (3, 1, 4, 0, 2)]
+    assert bulk.insert_rows(Cluster, clusters, ids_by="slug") == stored_cluster_ids(clusters)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bulk_inserts_outside_a_transaction_leave_the_ids_to_be_read_back():
+def test_bulk_inserts_outside_a_transaction_read_the_new_ids_back():
     """Each INSERT then commits alone, and another connection may write in between."""
     assert not connection.in_atomic_block
-    assert bulk.insert_rows(Cluster, [Cluster(slug="alone")], ids=True) is None
-    assert Cluster.objects.filter(slug="alone").exists()
+    alone = [Cluster(slug="alone"), Cluster(slug="also-alone")]
+    assert bulk.insert_rows(Cluster, alone, ids_by="slug") == stored_cluster_ids(alone)
