@@ -1330,7 +1330,6 @@ class _Sweep:
         # Grouped stories whose stored event differs (a first load: every story);
         # None where the caller stores no events (related-only stories).
         self.regrouped = _EventRows() if note_events else None
-        self.now = None
         self.fed = 0
 
     def seed(self, groups):
@@ -1348,7 +1347,6 @@ class _Sweep:
             heapq.heappush(self.newest, (story.time, story.pk))
             if story.pk not in self.isolated:
                 self.finder.index(story)
-            self.now = story.time
 
     def add(self, story, edges=None):
         """Feed ``story``; ``edges``: its edges as (weight, pk, pk), found elsewhere
@@ -1357,7 +1355,7 @@ class _Sweep:
         day = story.time.date()
         if self.day is not None and day != self.day:
             finished = self._end_day(story.time)
-        self.day, self.now, pk = day, story.time, story.pk
+        self.day, pk = day, story.pk
         self.open[pk] = story
         self.grouping.add(story)
         heapq.heappush(self.newest, (story.time, pk))
@@ -1830,7 +1828,8 @@ def _regroup_all(overrides, helper):
     # Step 1: file-backed stories. Overrides naming a related-only story find no
     # label yet and wait for step 3.
     sweep = _Sweep(TEXT_THRESHOLD, isolated=split, copy_log=_CopyLog())
-    for batch in _stream(file_backed, helper=helper, finder=(TEXT_THRESHOLD, frozenset(split))):
+    finder = (sweep.finder.min_weight, frozenset(sweep.finder.isolated))
+    for batch in _stream(file_backed, helper=helper, finder=finder):
         for story, edges in batch:
             labels.add(sweep.add(story, edges), file_backed=True)
         # Stored as they come: a story is read once, before its group is named.
