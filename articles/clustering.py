@@ -909,13 +909,17 @@ class _ClusterWriter:
     def __init__(self, spare):
         self.spare = spare  # {cluster id: slug} of rows no group wants by name
         self.touched, self.destination = BitMap64(), {}
+        # New clusters, written with their derived fields and topic rows: they
+        # need no refresh, which would otherwise rewrite every row of a fresh load.
+        self.fresh = BitMap64()
+        self.parents = dict(Topic.objects.values_list("pk", "parent_id"))
 
     def write(self, groups):
         """``groups``: [(slug, members)], members with ``pk`` and ``cluster_id``."""
         by_slug = dict(
             Cluster.objects.filter(slug__in=[slug for slug, _ in groups]).values_list("slug", "pk")
         )
-        created, renamed, moves = [], [], []
+        created, renamed, moves, new_members = [], [], [], []
         for slug, members in groups:
             if slug in by_slug:
                 cluster = Cluster(pk=by_slug[slug], slug=slug)
@@ -935,15 +939,28 @@ class _ClusterWriter:
                 else:
                     cluster = Cluster(slug=slug)
                     created.append(cluster)
+                    new_members.append(members)
             moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
             if moved:
                 moves.append((cluster, moved))
         created_slugs = [cluster.slug for cluster in created]
         if created:
+            topic_rows = self._derive(created, new_members)
             # One prepared INSERT: bulk_create compiles every value into SQL in Python.
             new_ids = insert_rows(Cluster, created, ids_by="slug")
             for cluster, pk in zip(created, new_ids, strict=True):
                 cluster.pk = pk
+            self.fresh.update(new_ids)
+            insert_rows(
+                ClusterTopic,
+                [
+                    ClusterTopic(
+                        cluster_id=cluster.pk, topic_id=topic_id, published_at=at, score=score
+                    )
+                    for cluster, rows in zip(created, topic_rows, strict=True)
+                    for topic_id, (at, score) in rows.items()
+                ],
+            )
         ClusterAlias.objects.filter(slug__in=created_slugs + renamed).delete()
         update_rows(
             Article,
@@ -961,6 +978,29 @@ class _ClusterWriter:
                     self.touched.add(story.cluster_id)
                     counts = self.destination.setdefault(story.cluster_id, defaultdict(int))
                     counts[cluster.pk] += 1
+
+    def _derive(self, clusters, memberships):
+        """Set each new cluster's derived fields from its members; returns their topic rows."""
+        facts, topics = {}, defaultdict(set)
+        for chunk in _chunks(story.pk for members in memberships for story in members):
+            facts.update(
+                (article.pk, article)
+                for article in Article.objects.filter(pk__in=chunk).values_list(
+                    *MEMBER_FIELDS, named=True
+                )
+            )
+            for article_id, topic_id in ArticleTopic.objects.filter(
+                article_id__in=chunk, article__published=True, article__is_file_backed=True
+            ).values_list("article_id", "topic_id"):
+                topics[article_id].add(topic_id)
+        topic_rows = []
+        for cluster, members in zip(clusters, memberships, strict=True):
+            fields = _derived([facts[story.pk] for story in members])
+            for name, value in fields.items():
+                setattr(cluster, name, value)
+            member_topics = set().union(*(topics[story.pk] for story in members))
+            topic_rows.append(_topic_rows(fields, member_topics, self.parents))
+        return topic_rows
 
     def finish(self):
         """Emptied clusters go; their slugs (and older aliases) redirect to where most members went.
@@ -1027,8 +1067,9 @@ def update_for_articles(article_ids, deleted=()):
         hood = neighbourhood(changed | replay[0] | mates, overrides)
         if any(story.event is None for story in hood[0].values()):
             hood = None  # stories grouped before events were stored
+    fresh = ()
     if hood is None:
-        touched = _rebuild(overrides)
+        touched, fresh = _rebuild(overrides)
         result = Regrouped(0, 0, True)
     else:
         file_backed, related_ids = hood
@@ -1047,7 +1088,7 @@ def update_for_articles(article_ids, deleted=()):
                 "cluster_id", flat=True
             )
         )
-    refresh_clusters(touched)
+    refresh_clusters(pk for pk in touched if pk not in fresh)
     return result
 
 
@@ -1056,8 +1097,9 @@ def recluster():
     """Rebuild every cluster from scratch; returns how many clusters changed membership."""
     versioning.hold()
     with fewer_collections():
-        touched = _rebuild(_overrides())
-        refresh_clusters(Cluster.objects.values_list("pk", flat=True).iterator(QUERY_BATCH))
+        touched, fresh = _rebuild(_overrides())
+        clusters = Cluster.objects.values_list("pk", flat=True).iterator(QUERY_BATCH)
+        refresh_clusters(pk for pk in clusters if pk not in fresh)
     return len(touched)
 
 
@@ -1807,7 +1849,11 @@ class _Labels(_ScratchTables):
 
 
 def _rebuild(overrides):
-    """Regroup every story, streaming; returns the ids of clusters whose membership changed."""
+    """Regroup every story, streaming.
+
+    Returns the ids of clusters whose membership changed, and of those the ones
+    it created, whose derived fields are already up to date.
+    """
     with _text_helper(Article.objects.count()) as helper:
         try:
             return _regroup_all(overrides, helper)
@@ -1888,7 +1934,7 @@ def _regroup_all(overrides, helper):
     for batch in _batched(labels.groups()):
         writer.write([(slug, members) for _, members, slug in batch])
     labels.drop()
-    return writer.finish()
+    return writer.finish(), writer.fresh
 
 
 # --- Editors' corrections ----------------------------------------------------
@@ -2030,6 +2076,26 @@ def _derived(stories):
 
 # The derived fields _derived() returns, as model field names.
 DERIVED_FIELDS = ["lead", "is_public", "story_count", "outlet_count", "published_at", "score"]
+# What _derived() reads of each member.
+MEMBER_FIELDS = [
+    "pk",
+    "cluster_id",
+    "quality",
+    "heat",
+    "published_at",
+    "first_seen_at",
+    "published",
+    "is_file_backed",
+    "provider_id",
+]
+
+
+def _topic_rows(fields, topic_ids, parents):
+    """{topic id: (published_at, score)}: the topic-page rows of a cluster with ``fields``."""
+    if not fields["is_public"]:
+        return {}
+    sort_keys = (fields["published_at"], fields["score"])
+    return dict.fromkeys(_topic_ancestry(topic_ids, parents), sort_keys)
 
 
 def _refresh(cluster_ids, parents):
@@ -2037,16 +2103,7 @@ def _refresh(cluster_ids, parents):
     # building an instance per story cost more than the query.
     members = defaultdict(list)
     for article in Article.objects.filter(cluster_id__in=cluster_ids).values_list(
-        "pk",
-        "cluster_id",
-        "quality",
-        "heat",
-        "published_at",
-        "first_seen_at",
-        "published",
-        "is_file_backed",
-        "provider_id",
-        named=True,
+        *MEMBER_FIELDS, named=True
     ):
         members[article.cluster_id].append(article)
     topics = defaultdict(set)
@@ -2069,10 +2126,7 @@ def _refresh(cluster_ids, parents):
         fields = _derived(members[cluster.pk])
         if any(getattr(cluster, name) != value for name, value in fields.items()):
             changed.append(SimpleNamespace(pk=cluster.pk, **fields, updated_at=now))
-        wanted = {}
-        if fields["is_public"]:
-            sort_keys = (fields["published_at"], fields["score"])
-            wanted = dict.fromkeys(_topic_ancestry(topics[cluster.pk], parents), sort_keys)
+        wanted = _topic_rows(fields, topics[cluster.pk], parents)
         if wanted != rows[cluster.pk]:
             stale.append(cluster.pk)
             new_rows += [

@@ -691,6 +691,48 @@ def test_a_rebuild_keeps_the_row_of_a_cluster_whose_anchor_left_and_redirects_it
     assert ClusterAlias.objects.get(slug=cluster.slug).cluster == renamed
 
 
+def cluster_state():
+    """Every cluster's derived fields and topic-page rows, as a refresh leaves them."""
+    clusters = {
+        row[0]: row[1:]
+        for row in Cluster.objects.values_list(
+            "slug", *clustering.DERIVED_FIELDS[1:], "lead__canonical_url", "updated_at"
+        )
+    }
+    topics = set(
+        ClusterTopic.objects.values_list("cluster__slug", "topic_id", "published_at", "score")
+    )
+    return clusters, topics
+
+
+@pytest.mark.django_db
+def test_a_rebuild_writes_new_clusters_whole_and_refreshes_only_the_rows_it_kept(
+    seeds_dir, monkeypatch
+):
+    load(seeds_dir)
+    Article.objects.file_backed().update(published=True)  # more public clusters, more topic rows
+    Cluster.objects.all().delete()
+    refreshed = []
+    refresh = clustering._refresh
+    monkeypatch.setattr(
+        clustering, "_refresh", lambda ids, parents: refreshed.extend(ids) or refresh(ids, parents)
+    )
+
+    clustering.recluster()
+    assert refreshed == []  # every cluster is new: written with what a refresh would give it
+    clusters, topics = cluster_state()
+    assert sum(public for _, public, *_ in clusters.values()) >= 2 and len(topics) >= 3
+    clustering.refresh_clusters(Cluster.objects.values_list("pk", flat=True))
+    assert cluster_state() == (clusters, topics)  # nothing for a refresh to change
+
+    # A rebuild that keeps the rows refreshes them: a lead's new quality shows.
+    cluster = ibm_cluster()
+    Article.objects.filter(pk=cluster.lead_id).update(quality=1)
+    clustering.recluster()
+    assert cluster.pk in refreshed
+    assert ibm_cluster().lead_id != cluster.lead_id
+
+
 @pytest.mark.django_db
 def test_stories_grouped_before_events_were_stored_are_regrouped_from_scratch():
     words = invented_words(random.Random(11), CHAIN_DAYS + 30)
