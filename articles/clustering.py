@@ -52,7 +52,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache, reduce
+from functools import reduce
 from itertools import islice
 from types import SimpleNamespace
 
@@ -1122,13 +1122,14 @@ def partition():
 # far its connected stories run on: at 51 files a day they run for years.
 
 
-def _stream(queryset, lazily=False, helper=None, finder=None):
+def _stream(queryset, lazily=False, helper=None, finder=None, keep=False):
     """Batches of the stories of ``queryset``, oldest first (ties by id); see _load_stories.
 
     With a ``helper`` (see _text_helper), a batch's texts are worked out there
     while this process reads the next batch and groups the one before. With a
-    ``finder``, the (min_weight, isolated) of a sweep, batches come as lists of
-    (story, its edges) for ``_Sweep.add``: found by the helper when there is one.
+    ``finder`` (see _finder_key), batches come as lists of (story, its edges) for
+    ``_Sweep.add``: found by the helper when there is one. With ``keep``, the
+    helper keeps the texts for _OrphanEdges.
     """
     ordered = (
         queryset.annotate(story_time=Coalesce("published_at", "first_seen_at"))
@@ -1145,7 +1146,7 @@ def _stream(queryset, lazily=False, helper=None, finder=None):
     for pks in pk_batches:
         batch = _ordered(queryset, pks, text=_text_arguments)
         arguments = [(story.pk, story.time, story.lists, story.text) for story in batch]
-        pending.append((batch, helper.submit(_texts_and_edges, arguments, finder)))
+        pending.append((batch, helper.submit(_texts_and_edges, arguments, finder, keep)))
         if len(pending) > 1:
             yield _worked_out(*pending.popleft(), finder)
     while pending:
@@ -1161,18 +1162,35 @@ def _text_arguments(*arguments):
     return arguments
 
 
-def _texts_and_edges(arguments, finder=None):
+def _texts_and_edges(arguments, finder=None, keep=False):
     """In the helper: the texts of a batch of stories and, with a ``finder``, their edges.
 
     ``arguments``: (pk, time, lists, story_text arguments) of each story, oldest
     first and after those of the calls before; the edges, as (weight, pk, pk),
-    reach the stories of those calls too.
+    reach the stories of those calls too. With ``keep``, the stories stay here
+    for _orphan_edges.
     """
-    texts = [story_text(*story_arguments) for *_, story_arguments in arguments]
-    if finder is None:
-        return texts, None
-    edge_finder = _finder_in_helper(*finder)
-    edges = [
+    stories = [
+        (pk, time, lists, story_text(*story_arguments))
+        for pk, time, lists, story_arguments in arguments
+    ]
+    if keep:
+        _KEPT_IN_HELPER.update((story[0], story) for story in stories)
+    texts = [text for *_, text in stories]
+    return texts, None if finder is None else _edges_in_helper(finder, stories)
+
+
+def _orphan_edges(pks, orphans, finder):
+    """In the helper: the edges of ``orphans``, those of the batch ``pks`` kept
+    by _texts_and_edges that step 2 found no cluster for."""
+    kept = {pk: _KEPT_IN_HELPER.pop(pk) for pk in pks}
+    return _edges_in_helper(finder, [kept[pk] for pk in orphans])
+
+
+def _edges_in_helper(finder, stories):
+    """Each story's edges, as (weight, pk, pk), from the helper's finder named ``finder``."""
+    edge_finder = _finder_in_helper(finder)
+    return [
         [
             (weight, a.pk, b.pk)
             for weight, a, b in edge_finder.edges(
@@ -1180,7 +1198,7 @@ def _texts_and_edges(arguments, finder=None):
                     pk,
                     url=None,
                     slug=None,
-                    file_backed=True,
+                    file_backed=None,
                     time=time,
                     cluster_id=None,
                     text=text,
@@ -1188,15 +1206,59 @@ def _texts_and_edges(arguments, finder=None):
                 )
             )
         ]
-        for (pk, time, lists, _), text in zip(arguments, texts, strict=True)
+        for pk, time, lists, text in stories
     ]
-    return texts, edges
 
 
-@cache
-def _finder_in_helper(min_weight, isolated):
-    """The helper's one _EdgeFinder, kept from call to call (a helper serves one rebuild)."""
-    return _EdgeFinder(min_weight, isolated)
+# The helper's stories kept for _orphan_edges, and its one _EdgeFinder (a helper
+# serves one rebuild), kept from call to call: [key, finder].
+_KEPT_IN_HELPER = {}
+_FINDER_IN_HELPER = [None, None]
+
+
+def _finder_in_helper(key):
+    """The helper's _EdgeFinder for ``key`` (see _finder_key); the last one goes."""
+    if _FINDER_IN_HELPER[0] != key:
+        _FINDER_IN_HELPER[:] = [key, _EdgeFinder(*key[1:])]
+    return _FINDER_IN_HELPER[1]
+
+
+def _finder_key(step, sweep):
+    """What the helper needs to run an _EdgeFinder like ``sweep``'s, named for its step."""
+    return step, sweep.finder.min_weight, frozenset(sweep.finder.isolated)
+
+
+class _OrphanEdges:
+    """Step 2's orphans with their edges, found in the helper a batch behind, if there is one.
+
+    Which stories are orphans is known only once this process has matched a
+    batch against the clusters of step 1; the helper then finds their edges
+    while this process reads and matches the next batch.
+    """
+
+    def __init__(self, helper, sweep):
+        self.helper, self.finder, self.pending = helper, _finder_key(2, sweep), deque()
+
+    def send(self, batch, orphans):
+        """Hand over a batch and its orphans; returns the (orphan, edges) ready to add."""
+        if self.helper is None:
+            return [(story, None) for story in orphans]
+        pks, orphan_pks = [story.pk for story in batch], [story.pk for story in orphans]
+        self.pending.append(
+            (orphans, self.helper.submit(_orphan_edges, pks, orphan_pks, self.finder))
+        )
+        return self._ready(1)
+
+    def rest(self):
+        return self._ready(0)
+
+    def _ready(self, behind):
+        """The orphans of the batches sent but the last ``behind``, with their edges."""
+        ready = []
+        while len(self.pending) > behind:
+            orphans, future = self.pending.popleft()
+            ready += zip(orphans, future.result(), strict=True)
+        return ready
 
 
 def _worked_out(batch, future, finder):
@@ -1208,8 +1270,8 @@ def _worked_out(batch, future, finder):
 
 @contextmanager
 def _text_helper(stories):
-    """A process to work out story texts and step 1's edges for a rebuild of
-    ``stories`` stories (see _stream), or None.
+    """A process to work out story texts and edges for a rebuild of ``stories``
+    stories (see _stream and _OrphanEdges), or None.
 
     Reading, grouping and writing keep this process busy while a second core
     idles (a load's parsing workers have finished by then); texts and edges cost
@@ -1874,8 +1936,7 @@ def _regroup_all(overrides, helper):
     # Step 1: file-backed stories. Overrides naming a related-only story find no
     # label yet and wait for step 3.
     sweep = _Sweep(TEXT_THRESHOLD, isolated=split, copy_log=_CopyLog())
-    finder = (sweep.finder.min_weight, frozenset(sweep.finder.isolated))
-    for batch in _stream(file_backed, helper=helper, finder=finder):
+    for batch in _stream(file_backed, helper=helper, finder=_finder_key(1, sweep)):
         for story, edges in batch:
             labels.add(sweep.add(story, edges), file_backed=True)
         # Stored as they come: a story is read once, before its group is named.
@@ -1889,9 +1950,10 @@ def _regroup_all(overrides, helper):
     # Step 2: related-only stories, beside a second pass over the file-backed ones
     # that keeps those within WINDOW of the batch at hand.
     orphans = _Sweep(ORPHAN_THRESHOLD, copy_log=_CopyLog(), note_events=False)
+    orphan_edges = _OrphanEdges(helper, orphans)
     ahead = (story for batch in _stream(file_backed, lazily=True) for story in batch)
     upcoming, window = next(ahead, None), deque()
-    for batch in _stream(related_only, helper=helper):
+    for batch in _stream(related_only, helper=helper, keep=True):
         while upcoming is not None and upcoming.time <= batch[-1].time + WINDOW:
             window.append(upcoming)
             upcoming = next(ahead, None)
@@ -1907,6 +1969,7 @@ def _regroup_all(overrides, helper):
         for story in window:
             nearby[known[story.pk]].append(story)
         first_urls = labels.first_urls(nearby)
+        found = []
         for story in batch:
             if story.pk in split:
                 labels.add({story.pk: -story.pk}, file_backed=False)
@@ -1914,9 +1977,13 @@ def _regroup_all(overrides, helper):
             candidates = {known[pk]: nearby[known[pk]] for pk in listers[story.pk]}
             label = assign_related(story, candidates, first_urls)
             if label is None:
-                labels.add(orphans.add(story), file_backed=False)
+                found.append(story)
             else:
                 labels.add({story.pk: label}, file_backed=False)
+        for story, edges in orphan_edges.send(batch, found):
+            labels.add(orphans.add(story, edges), file_backed=False)
+    for story, edges in orphan_edges.rest():
+        labels.add(orphans.add(story, edges), file_backed=False)
     ahead.close()  # the file-backed stories after the last related-only one are not needed
     labels.add(orphans.finish(), file_backed=False)
     labels.join(orphans.late_pairs(related_only))

@@ -641,7 +641,15 @@ def test_a_large_rebuild_hands_texts_and_candidates_to_a_helper_and_groups_the_s
         helped.append((len(texts), edges and sum(map(len, edges))))
         return real(batch, future, finder)
 
+    orphans, real_ready = [], clustering._OrphanEdges._ready
+
+    def counted_orphans(self, keep):
+        ready = real_ready(self, keep)
+        orphans.extend((story.pk, edges) for story, edges in ready)
+        return ready
+
     monkeypatch.setattr(clustering, "_worked_out", counted)
+    monkeypatch.setattr(clustering._OrphanEdges, "_ready", counted_orphans)
     monkeypatch.setattr(clustering, "HELPER_MIN_STORIES", 0)
     monkeypatch.setattr(clustering, "QUERY_BATCH", 7)
     assert rebuilt_grouping() == alone
@@ -649,6 +657,28 @@ def test_a_large_rebuild_hands_texts_and_candidates_to_a_helper_and_groups_the_s
     assert [texts for texts, _ in helped] == [7] * 12 + [6] + [7, 3]
     assert all(edges for _, edges in helped[:13])
     assert all(edges is None for _, edges in helped[13:])
+    # No file lists them: they are step 2's orphans, their edges found by the helper.
+    related_only = Article.objects.filter(is_file_backed=False).order_by("published_at")
+    assert [pk for pk, _ in orphans] == list(related_only.values_list("pk", flat=True))
+    assert all(edges for _, edges in orphans[1:])  # each to the one three days before
+
+
+@pytest.mark.django_db
+def test_the_helper_keeps_a_batch_of_step_2_only_until_its_orphans_are_sent(monkeypatch):
+    chain_with_listings()
+    monkeypatch.setattr(clustering, "_KEPT_IN_HELPER", {})
+    monkeypatch.setattr(clustering, "_FINDER_IN_HELPER", [None, None])
+    related_only = Article.objects.filter(is_file_backed=False)
+    pks = sorted(related_only.values_list("pk", flat=True))
+    batch = clustering._ordered(related_only, pks, text=clustering._text_arguments)
+    arguments = [(story.pk, story.time, story.lists, story.text) for story in batch]
+
+    texts, edges = clustering._texts_and_edges(arguments, None, True)
+    assert len(texts) == len(pks) and edges is None
+    assert sorted(clustering._KEPT_IN_HELPER) == pks
+    key = (2, clustering.ORPHAN_THRESHOLD, frozenset())
+    assert len(clustering._orphan_edges(pks, pks[:3], key)) == 3
+    assert clustering._KEPT_IN_HELPER == {}
 
 
 TEST_PROCESS, TEXTS_AND_EDGES = os.getpid(), clustering._texts_and_edges
