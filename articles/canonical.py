@@ -8,7 +8,7 @@ article are one story. Meaningful query strings (``?p=121777``) are kept.
 """
 
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 from .text import decode_entities
 
@@ -52,6 +52,12 @@ TRACKING_PREFIXES = ("utm_", "elq_", "__twitter", "_ga")
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9/%:@!$&'()*+,;=\-._~?#]")
+# Most URLs: lower-case http(s), a plain host and nothing to quote. They are
+# split here as urlsplit would split them, in a fraction of its time.
+_PLAIN_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9.])?")
+_PLAIN_URL = re.compile(
+    r"(https?)://(" + _PLAIN_HOST.pattern + r")([/?#][A-Za-z0-9/%:@!$&'()*+,;=\-._~?#]*)?"
+)
 _SPACE = re.compile(r"\s")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -88,6 +94,20 @@ def _checked(value):
     # YAML's "\ud800" escape yields a lone surrogate, which no URL can encode.
     if not url.isascii() and _SURROGATE.search(url):
         raise InvalidURL("contains an invalid Unicode character (a lone surrogate)")
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain:
+        return url, _plain_parts(*plain.groups())
+    return _split_and_checked(url)
+
+
+def _plain_parts(scheme, host, rest):
+    """``urlsplit``'s parts of a URL ``_PLAIN_URL`` matched."""
+    path, _, fragment = (rest or "").partition("#")
+    path, _, query = path.partition("?")
+    return SplitResult(scheme, host, path, query, fragment)
+
+
+def _split_and_checked(url):
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -127,9 +147,15 @@ def _ascii_netloc(hostname, port):
     return host if port is None else f"{host}:{port}"
 
 
+def _host_and_port(parts):
+    """``parts.hostname`` without a trailing dot and ``parts.port`` (each parses the netloc)."""
+    if _PLAIN_HOST.fullmatch(parts.netloc):
+        return parts.netloc.rstrip("."), None
+    return parts.hostname.rstrip("."), parts.port
+
+
 def _canonical(parts):
-    host = parts.hostname.rstrip(".")
-    port = parts.port
+    host, port = _host_and_port(parts)
     netloc = host if port is None or port == DEFAULT_PORTS[parts.scheme] else f"{host}:{port}"
     if "@" in parts.netloc:
         netloc = parts.netloc.rpartition("@")[0] + "@" + netloc

@@ -2,6 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from articles import canonical
 from articles.canonical import InvalidURL, canonical_url, link_url
 from articles.text import clean_excerpt, clean_text
 
@@ -151,3 +152,44 @@ def test_canonical_url_is_stable(host, path, query):
         return
     assert canonical_url(url) == url
     assert url.isascii() and " " not in url
+
+
+def checked(check, url):
+    try:
+        return check(url)
+    except InvalidURL as exc:
+        return str(exc)
+
+
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTPS", "ftp"]),
+    userinfo=st.sampled_from(["", "user@", "a:b@"]),
+    host=st.from_regex(r"[a-zA-Z0-9.\-]{0,16}|\[::1\]|bücher\.de", fullmatch=True),
+    port=st.sampled_from(["", ":", ":80", ":8443", ":99999", ":x"]),
+    rest=st.text(st.sampled_from("aZ09/%:@!$&'()*+,;=-._~?# é\t[]"), max_size=30),
+)
+def test_plain_urls_are_split_as_urlsplit_splits_them(scheme, userinfo, host, port, rest):
+    """The shortcut for plain URLs gives what urlsplit and its properties give."""
+    url = f"{scheme}://{userinfo}{host}{port}{rest}"
+    outcome = checked(canonical._checked, url)
+    assert outcome == checked(canonical._split_and_checked, url.strip())
+    if not isinstance(outcome, str):
+        parts = outcome[1]
+        assert canonical._host_and_port(parts) == (parts.hostname.rstrip("."), parts.port)
+
+
+def test_the_shortcut_takes_the_common_urls():
+    for url in [
+        "https://www.example.com/a/b-c?id=5&x=%20#top",
+        "http://example.com.",
+        "https://a.b",
+    ]:
+        plain = canonical._PLAIN_URL.fullmatch(url)
+        assert plain and canonical._plain_parts(*plain.groups()) == canonical.urlsplit(url)
+    for url in [
+        "HTTPS://example.com/",
+        "https://Example.com/",
+        "https://example.com:80/",
+        "https://u@example.com/",
+    ]:
+        assert not canonical._PLAIN_URL.fullmatch(url)
