@@ -1019,11 +1019,13 @@ def merge_stories(other, into):
 
 
 def _write_news(items, known, outcome, now):
+    # Stories as plain rows for update_rows and insert_rows, like _related_only_story's:
+    # a model instance each cost more than the rest of its reading.
     urls = {item.data["canonical"] for item in items}
     stories = {
-        story.canonical_url: story
+        row["canonical_url"]: SimpleNamespace(**row)
         for part in in_slices(urls)
-        for story in Article.objects.filter(canonical_url__in=part).only(*STORY_STATE)
+        for row in Article.objects.filter(canonical_url__in=part).values(*STORY_STATE)
     }
     # Stories only listed need no more than their ids: no model instance each.
     listed = {listing["canonical"] for item in items for listing in item.data["related"]}
@@ -1046,16 +1048,18 @@ def _write_news(items, known, outcome, now):
     _fill_missing_logos(items, providers)
     topics = ensure_topics([name for item in items for name in item.data["topics"]], now)
 
-    new = {}  # canonical URL -> Article not yet in the database
-    changed = {}  # canonical URL -> existing Article the files change
-    written = {}  # canonical URL -> (Article, item): the last file for a story sets its parts
+    new = {}  # canonical URL -> story not yet in the database
+    changed = {}  # canonical URL -> stored story the files change
+    written = {}  # canonical URL -> (story, item): the last file for a story sets its parts
     article_of = {}
     for item in items:
         data = item.data
         canonical = data["canonical"]
         story = stories.get(canonical) or new.get(canonical)
         if story is None:
-            story = Article(
+            story = SimpleNamespace(**_new_story_columns())
+            vars(story).update(
+                pk=None,
                 canonical_url=canonical,
                 slug=story_slug(data["story"]["title"], canonical),
                 source_key=item.source.key,
