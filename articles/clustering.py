@@ -920,9 +920,12 @@ class _ClusterWriter:
             Cluster.objects.filter(slug__in=[slug for slug, _ in groups]).values_list("slug", "pk")
         )
         created, renamed, moves, new_members = [], [], [], []
+        # Plain rows, not model instances: a fresh load creates a cluster for
+        # most stories, and an instance each cost more than its insert.
+        columns = {column.attname: column.get_default() for column in Cluster._meta.concrete_fields}
         for slug, members in groups:
             if slug in by_slug:
-                cluster = Cluster(pk=by_slug[slug], slug=slug)
+                cluster = SimpleNamespace(pk=by_slug[slug], slug=slug)
             else:
                 counts = defaultdict(int)
                 for story in members:
@@ -934,10 +937,10 @@ class _ClusterWriter:
                         slug=self.spare.pop(pk), defaults={"cluster_id": pk}
                     )
                     Cluster.objects.filter(pk=pk).update(slug=slug)
-                    cluster = Cluster(pk=pk, slug=slug)
+                    cluster = SimpleNamespace(pk=pk, slug=slug)
                     renamed.append(slug)
                 else:
-                    cluster = Cluster(slug=slug)
+                    cluster = SimpleNamespace(**{**columns, "pk": None, "slug": slug})
                     created.append(cluster)
                     new_members.append(members)
             moved = [story for story in members if story.cluster_id != cluster.pk or not cluster.pk]
@@ -954,9 +957,12 @@ class _ClusterWriter:
             insert_rows(
                 ClusterTopic,
                 [
-                    ClusterTopic(
-                        cluster_id=cluster.pk, topic_id=topic_id, published_at=at, score=score
-                    )
+                    {
+                        "cluster_id": cluster.pk,
+                        "topic_id": topic_id,
+                        "published_at": at,
+                        "score": score,
+                    }
                     for cluster, rows in zip(created, topic_rows, strict=True)
                     for topic_id, (at, score) in rows.items()
                 ],
