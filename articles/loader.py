@@ -107,7 +107,9 @@ STORY_STATE = [
 ]
 
 _OPENING_FENCE = re.compile(r"---[ \t]*\r?\n")
-_CLOSING_FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+# A --- line, found from the line break before it: the literal start lets the
+# search skip ahead, where ``^`` in multi-line mode tries every character.
+_CLOSING_FENCE = re.compile(r"\n---[ \t]*\r?(?=\n|\Z)")
 # Deep block nesting needs deep indentation, or compact sequences and complex
 # keys on one line (``- - -``, ``? ? ?``), which crash the C composer when deep.
 _DEEP_INDENT = "\n" + " " * MAX_DEPTH
@@ -288,10 +290,10 @@ def _read_mapping(raw):
         ) from None
     opening = _OPENING_FENCE.match(text)
     if opening:
-        closing = _CLOSING_FENCE.search(text, opening.end())
+        closing = _CLOSING_FENCE.search(text, opening.end() - 1)
         if closing is None:
             raise FileError("front matter", "is not closed by a --- line")
-        text = text[opening.end() : closing.start()]
+        text = text[opening.end() : closing.start() + 1]
     mapping = _load_yaml(text)
     if not isinstance(mapping, dict):
         kind = "nothing" if mapping is None else type(mapping).__name__

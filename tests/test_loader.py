@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
-from articles import clustering
+from articles import clustering, loader
 from articles.models import (
     Article,
     ArticleImage,
@@ -591,3 +594,32 @@ def test_a_file_the_database_refuses_fails_alone(tmp_path):
     assert Article.objects.get(canonical_url="https://example.com/c").featured_content == (
         '<iframe a="">'
     )
+
+
+# Lines of fences, near-fences and list items, with either line break.
+FRONT_MATTER_LINES = st.lists(
+    st.sampled_from(
+        ["---", "--- ", "---\t", "----", " ---", "a: -", "- - x", "? ? y", "-\t-", "b: 1"]
+    ),
+    max_size=8,
+)
+
+
+@given(lines=FRONT_MATTER_LINES, crlf=st.booleans(), bom=st.booleans())
+def test_the_front_matter_ends_at_the_first_line_of_three_hyphens(lines, crlf, bom):
+    text = ("\ufeff" if bom else "") + ("\r\n" if crlf else "\n").join(lines)
+    text = text.encode().decode("utf-8-sig")
+    opening = loader._OPENING_FENCE.match(text)
+    if not opening:
+        return
+    # The plain reading: the first line from the opening fence on that is ---.
+    fence = re.compile(r"^---[ \t]*\r?$", re.MULTILINE).search(text, opening.end())
+    closing = loader._CLOSING_FENCE.search(text, opening.end() - 1)
+    assert (closing is None) == (fence is None)
+    if fence:
+        assert closing.start() + 1 == fence.start()
+
+
+def test_the_front_matter_is_every_line_between_the_fences():
+    mapping, fenced = loader._read_mapping(b"---\nkey: |\n  kept as written\n---\nbody")
+    assert fenced and mapping == {"key": "kept as written\n"}
