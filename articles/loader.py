@@ -1021,7 +1021,7 @@ def merge_stories(other, into):
 
 
 def _write_news(items, known, outcome, now):
-    # Stories as plain rows for update_rows and insert_rows, like _related_only_story's:
+    # Stored stories as plain rows for update_rows, like _new_story's for insert_rows:
     # a model instance each cost more than the rest of its reading.
     urls = {item.data["canonical"] for item in items}
     stories = {
@@ -1059,9 +1059,7 @@ def _write_news(items, known, outcome, now):
         canonical = data["canonical"]
         story = stories.get(canonical) or new.get(canonical)
         if story is None:
-            story = SimpleNamespace(**_new_story_columns())
-            vars(story).update(
-                pk=None,
+            story = _new_story(
                 canonical_url=canonical,
                 slug=story_slug(data["story"]["title"], canonical),
                 source_key=item.source.key,
@@ -1156,13 +1154,15 @@ def _new_story_columns():
     return {column.attname: column.get_default() for column in Article._meta.concrete_fields}
 
 
+def _new_story(**values):
+    """A new story as a row for insert_rows, not a model instance: a load creates
+    them by the hundred thousand, and building an instance each cost more than its insert."""
+    return SimpleNamespace(**{**_new_story_columns(), "pk": None, **values})
+
+
 def _related_only_story(listing, providers, now):
-    # A row for insert_rows, not a model instance: a load creates them by the
-    # hundred thousand, and building an instance each cost more than its insert.
     published_at = listing["published_at"]
-    story = SimpleNamespace(**_new_story_columns())
-    vars(story).update(
-        pk=None,
+    return _new_story(
         canonical_url=listing["canonical"],
         slug=story_slug(listing["title"], listing["canonical"]),
         title=listing["title"],
@@ -1179,7 +1179,6 @@ def _related_only_story(listing, providers, now):
         first_seen_at=now,
         updated_at=now,
     )
-    return story
 
 
 def _listing(source_id, target_id, position, listing):
