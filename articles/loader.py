@@ -36,7 +36,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 from pyroaring import BitMap64
 
-from . import clustering, versioning
+from . import clustering, plain_yaml, versioning
 from .bulk import fewer_collections, insert_rows, update_rows
 from .canonical import InvalidURL, host_of, link_and_canonical, link_url
 from .models import (
@@ -53,7 +53,7 @@ from .models import (
 )
 from .text import clean_excerpt, clean_text
 
-YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YamlLoader = plain_yaml.Loader
 
 FILE_SUFFIXES = (".md", ".txt", ".yaml", ".yml")
 # Files written per savepoint, and the most raw bytes held in memory at once.
@@ -302,6 +302,14 @@ def _read_mapping(raw):
 
 
 def _load_yaml(text):
+    data = plain_yaml.load(text)
+    if data is plain_yaml.UNUSUAL:
+        data = _load_any_yaml(text)
+    return data
+
+
+def _load_any_yaml(text):
+    """The full loader, with checks for what the plain path leaves to it."""
     try:
         if _may_nest_deeply(text):
             _check_structure(text)
