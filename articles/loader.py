@@ -314,15 +314,17 @@ def _load_any_yaml(text):
         if _may_nest_deeply(text):
             _check_structure(text)
         data = yaml.load(text, Loader=YamlLoader)  # noqa: S506 -- a safe loader
-    except yaml.constructor.ConstructorError as exc:
-        raise FileError(
-            "yaml", f"tags that construct objects are refused ({exc.problem})"
-        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise FileError("yaml", f"syntax error{where}: {problem}") from None
+        if not isinstance(exc, yaml.constructor.ConstructorError):
+            raise FileError("yaml", f"syntax error{where}: {problem}") from None
+        if "constructor for the tag" in problem:
+            refused = f"tags that construct objects are refused ({problem})"
+            raise FileError("yaml", refused) from None
+        # A list or mapping as a key, say: valid YAML, but not plain data.
+        raise FileError("yaml", f"is not plain data{where}: {problem}") from None
     if "*" in text:  # an alias is written *name: without one, there is nothing to walk
         _refuse_aliases(data)
     return data

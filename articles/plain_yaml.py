@@ -4,7 +4,7 @@
 Python through the constructor's generic machinery: that walk costs as much as
 the parse itself. Front matter is plain data (no tags, anchors, aliases or merge
 keys), so ``load`` builds its dicts and lists as the events arrive, resolving
-and constructing scalars with the safe loader's own resolvers and constructors:
+and constructing scalars with the loader's own resolvers and constructors:
 half the time of ``yaml.load`` on news files, with the same result.
 
 Anything else, including every error, returns ``UNUSUAL``: the caller then runs
@@ -23,7 +23,22 @@ from yaml import (
 )
 from yaml.nodes import ScalarNode
 
-Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader, except that an impossible date (``2021-02-30``) stays text.
+
+    Its timestamp constructor would raise a bare ValueError naming neither line
+    nor key; as text, the field's own check names the field.
+    """
+
+    def construct_timestamp_or_text(self, node):
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_timestamp_or_text)
 UNUSUAL = object()
 # Deeper documents go to the full loader, whose checks refuse them.
 MAX_DEPTH = 20

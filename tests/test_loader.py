@@ -194,6 +194,17 @@ BAD_FILES = {
     "video-url-bad": (news(webUrl=None, originalUrl="data:x"), "originalUrl", "only http"),
     "date": (news(publishedDateTime="last Tuesday"), "publishedDateTime", "not a date"),
     "date-impossible": (news(publishedDateTime="2021-02-30T10:00:00Z"), "publishedDateTime", ""),
+    "date-impossible-unquoted": (
+        "---\ntitle: x\nwebUrl: https://example.com/x\npublishedDateTime: 2021-02-30T10:00:00Z\n"
+        "provider: {name: X, domain: example.com}\n---\n",
+        "publishedDateTime",
+        "'2021-02-30T10:00:00Z' is not a date and time",
+    ),
+    "list-as-key": (
+        "---\ntitle: x\n? [a, b]\n: 1\n---\n",
+        "yaml",
+        "is not plain data at line 2, column 3: found unhashable key",
+    ),
     "quality": (news(quality="high"), "quality", "must be an integer"),
     "quality-float": (news(quality=7.5), "quality", "must be an integer"),
     "quality-huge": (news(quality=10**12), "quality", "is out of range"),
