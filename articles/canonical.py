@@ -59,6 +59,8 @@ _PLAIN_URL = re.compile(
     r"(https?)://(" + _PLAIN_HOST.pattern + r")([/?#][A-Za-z0-9/%:@!$&'()*+,;=\-._~?#]*)?"
 )
 _SPACE = re.compile(r"\s")
+# A bracketed (IPv6) host with nothing but a port after it; urlsplit lets "[::1]é" through.
+_BRACKETED_NETLOC = re.compile(r"(?:[^@]*@)?\[[0-9A-Za-z:.%]+\](?::[0-9]*)?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -120,6 +122,8 @@ def _split_and_checked(url):
         raise InvalidURL("is not an absolute http(s) URL")
     if not parts.hostname or _SPACE.search(parts.netloc):
         raise InvalidURL("has no valid host")
+    if "[" in parts.netloc and not _BRACKETED_NETLOC.fullmatch(parts.netloc):
+        raise InvalidURL("has no valid host")
     if not _NEEDS_QUOTING.search(url):
         if parts.scheme != scheme:
             parts = parts._replace(scheme=scheme)
@@ -156,6 +160,8 @@ def _host_and_port(parts):
 
 def _canonical(parts):
     host, port = _host_and_port(parts)
+    if ":" in host:  # an IPv6 address: urlsplit's hostname drops its brackets
+        host = f"[{host}]"
     netloc = host if port is None or port == DEFAULT_PORTS[parts.scheme] else f"{host}:{port}"
     if "@" in parts.netloc:
         netloc = parts.netloc.rpartition("@")[0] + "@" + netloc

@@ -17,6 +17,8 @@ CANONICAL = [
     ("https://example.com", "https://example.com/"),
     ("https://example.com./a", "https://example.com/a"),
     ("  https://example.com/a  ", "https://example.com/a"),
+    ("http://[::1]:80/a", "http://[::1]/a"),
+    ("https://u@[2001:DB8::1]:8443/a", "https://u@[2001:db8::1]:8443/a"),
     # path case and trailing slashes are the publisher's: kept
     ("https://example.com/News/Story/", "https://example.com/News/Story/"),
     ("https://example.com/a/", "https://example.com/a/"),
@@ -83,6 +85,8 @@ REFUSED = [
     ("   ", "is empty"),
     ("https://example.com/" + "a" * 2000, "longer than 2000"),
     ("https://example.com:99999/a", "not a valid URL"),
+    ("http://[::1]é/a", "has no valid host"),
+    ("http://[::1]x:80/a", "has no valid host"),
     ("https:///a", "not an absolute"),
     (42, "must be a string"),
 ]
