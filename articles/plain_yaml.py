@@ -61,7 +61,7 @@ def load(text):
     """The data of a one-document YAML text, or ``UNUSUAL``."""
     loader = Loader(text)
     try:
-        if loader.yaml_path_resolvers:
+        if loader.yaml_path_resolvers:  # tags by position in the document, if anyone adds one
             return UNUSUAL
         return _build(loader)
     except Exception:  # noqa: BLE001 -- the full loader raises the same error, or handles it

@@ -85,8 +85,9 @@ REFUSED = [
     ("   ", "is empty"),
     ("https://example.com/" + "a" * 2000, "longer than 2000"),
     ("https://example.com:99999/a", "not a valid URL"),
-    ("http://[::1]é/a", "has no valid host"),
-    ("http://[::1]x:80/a", "has no valid host"),
+    # Newer Pythons' urlsplit refuses these itself.
+    ("http://[::1]é/a", "has no valid host|not a valid URL"),
+    ("http://[::1]x:80/a", "has no valid host|not a valid URL"),
     ("https:///a", "not an absolute"),
     (42, "must be a string"),
 ]
