@@ -87,6 +87,12 @@ def _datetime_adapter(connection):
     return utc_text
 
 
+def column_defaults(model):
+    """Every column of a new ``model`` row as Django fills it, by attribute name:
+    plain rows for ``insert_rows`` start from these (callable defaults are called now)."""
+    return {column.attname: column.get_default() for column in model._meta.concrete_fields}
+
+
 def insert_rows(model, rows, *, ids_by=None):
     """INSERT many new rows with one prepared statement.
 

@@ -63,7 +63,7 @@ from django.utils import timezone
 from pyroaring import BitMap64
 
 from . import versioning
-from .bulk import fewer_collections, insert_rows, update_rows
+from .bulk import column_defaults, fewer_collections, insert_rows, update_rows
 from .models import (
     Article,
     ArticleTopic,
@@ -922,7 +922,7 @@ class _ClusterWriter:
         created, renamed, moves, new_members = [], [], [], []
         # Plain rows, not model instances: a fresh load creates a cluster for
         # most stories, and an instance each cost more than its insert.
-        columns = {column.attname: column.get_default() for column in Cluster._meta.concrete_fields}
+        columns = column_defaults(Cluster)
         for slug, members in groups:
             if slug in by_slug:
                 cluster = SimpleNamespace(pk=by_slug[slug], slug=slug)

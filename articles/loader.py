@@ -37,7 +37,7 @@ from django.utils.text import slugify
 from pyroaring import BitMap64
 
 from . import clustering, plain_yaml, versioning
-from .bulk import fewer_collections, insert_rows, update_rows
+from .bulk import column_defaults, fewer_collections, insert_rows, update_rows
 from .canonical import InvalidURL, host_of, link_and_canonical, link_url
 from .models import (
     Article,
@@ -1161,7 +1161,7 @@ def _apply_file(story, item, provider_id, now):
 def _new_story_columns():
     """Every column of a new Article as Django fills it, by attribute name (the
     callers set both dates, whose defaults are callables)."""
-    return {column.attname: column.get_default() for column in Article._meta.concrete_fields}
+    return column_defaults(Article)
 
 
 def _new_story(**values):

@@ -43,12 +43,16 @@ UNUSUAL_TEXTS = [
 ]
 
 
-def full_result(text):
-    """What the full loader gives: the data, or the error it raises."""
+def outcome(load_yaml, text):
+    """What a loader gives: the data, or the error it raises."""
     try:
-        return ("data", loader._load_any_yaml(text))
+        return ("data", load_yaml(text))
     except loader.FileError as exc:
         return ("refused", exc.field, exc.message)
+
+
+def full_result(text):
+    return outcome(loader._load_any_yaml, text)
 
 
 def same(left, right):
@@ -68,20 +72,14 @@ def same(left, right):
 
 
 def assert_same_as_full_loader(text):
+    full = full_result(text)
     data = plain_yaml.load(text)
     if data is not plain_yaml.UNUSUAL:
-        kind, *expected = full_result(text)
+        kind, *expected = full
         assert kind == "data", f"the full loader refuses {text!r}: {expected}"
         assert same(data, expected[0]), f"{text!r}: {data!r} != {expected[0]!r}"
-    assert full_result(text) == _loaded(text)
+    assert full == outcome(loader._load_yaml, text)
     return data
-
-
-def _loaded(text):
-    try:
-        return ("data", loader._load_yaml(text))
-    except loader.FileError as exc:
-        return ("refused", exc.field, exc.message)
 
 
 @pytest.mark.parametrize("scalar", TRICKY_SCALARS)
