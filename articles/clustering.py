@@ -269,10 +269,10 @@ def _shared_weights(text, scan):
     """({id: weight of shared words}, {id: of shared title words}, {id: names in common}).
 
     The weights are exact: a shared word weighs ENTITY_WEIGHT when either story
-    uses it as a name. ``scan(kind, token, amount, counts)`` adds ``amount`` to
-    ``counts`` for every indexed story within reach posted under ``(kind, token)``.
+    uses it as a name. ``scan(kind, token, amount, tally)`` adds ``amount`` to
+    ``tally`` (a _Tally) for every indexed story within reach posted under ``(kind, token)``.
     """
-    shared, shared_title, common = Counter(), Counter(), Counter()
+    shared, shared_title, common = _Tally(), _Tally(), _Tally()
     for token in text.tokens:
         if token in text.names:
             scan("words", token, ENTITY_WEIGHT, shared)
@@ -286,17 +286,33 @@ def _shared_weights(text, scan):
         else:
             scan("title", token, 1, shared_title)
             scan("title_names", token, ENTITY_WEIGHT - 1, shared_title)
-    return shared, shared_title, common
+    return shared.counts(), shared_title.counts(), common.counts()
 
 
-def _add_to_each(counts, pks, amount):
-    """``counts[pk] += amount`` for every pk: a Counter counts in C, once per unit."""
-    if amount == int(amount):
-        for _ in range(int(amount)):
-            counts.update(pks)
-    else:
-        for pk in pks:
-            counts[pk] += amount
+class _Tally:
+    """Amounts added to ids, counted at the end.
+
+    A story's scan adds dozens of short postings: gathered in one list and
+    counted once, each id costs a step in C, not a ``Counter.update`` call per posting.
+    """
+
+    __slots__ = ("ids", "fractions")
+
+    def __init__(self):
+        self.ids, self.fractions = [], Counter()
+
+    def add(self, pks, amount):
+        if amount == int(amount):
+            for _ in range(int(amount)):
+                self.ids.extend(pks)
+        else:
+            for pk in pks:
+                self.fractions[pk] += amount
+
+    def counts(self):
+        counts = Counter(self.ids)
+        counts.update(self.fractions)
+        return counts
 
 
 def _may_reach(min_weight, own, weights, shared, shared_title, common_names):
@@ -360,13 +376,11 @@ class CandidateIndex:
         low, high = story.time - WINDOW, story.time + WINDOW
         text = story.text
 
-        def scan(kind, token, amount, counts):
+        def scan(kind, token, amount, tally):
             entry = self.postings[kind].get(token)
             if entry is not None:
                 times, pks = entry
-                _add_to_each(
-                    counts, pks[bisect_left(times, low) : bisect_right(times, high)], amount
-                )
+                tally.add(pks[bisect_left(times, low) : bisect_right(times, high)], amount)
 
         found = _may_reach(
             self.min_weight, self.own_weights[story.pk], self.own_weights,
@@ -1350,12 +1364,12 @@ class _EdgeFinder:
         """Stories that may have an edge to ``story`` (CandidateIndex's bound)."""
         low, text = story.time - WINDOW, story.text
 
-        def scan(kind, token, amount, counts):
+        def scan(kind, token, amount, tally):
             posting = self.postings[kind].get(token)
             if posting is not None:
                 # Stories come oldest first: out of this one's reach is out of any later one's.
                 posting.drop_before(low)
-                _add_to_each(counts, posting.pks, amount)
+                tally.add(posting.pks, amount)
 
         found = _may_reach(
             self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
