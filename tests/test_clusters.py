@@ -271,8 +271,8 @@ def file_story(pk, time, title, excerpt, url=None):
 )
 def test_the_candidate_search_misses_no_pair_that_scores_enough(min_weight):
     """Stories drawn from a few words, a third of them names, with short and long
-    ledes, so that pairs score all over the range: the pruned candidate search
-    finds every pair a comparison of each with each scores at ``min_weight`` or more."""
+    ledes, so that pairs score all over the range: both pruned candidate searches
+    find every pair a comparison of each with each scores at ``min_weight`` or more."""
     rng = random.Random(5)
     names = invented_words(rng, 20)
     words = [word.lower() + "s" for word in invented_words(rng, 50)]
@@ -298,8 +298,16 @@ def test_the_candidate_search_misses_no_pair_that_scores_enough(min_weight):
     assert 20 < len(expected) < len(stories) ** 2 / 4  # some pairs pass, most do not
 
     found = {(a.pk, b.pk) for _, a, b in clustering.CandidateIndex(stories, min_weight).edges()}
+    # A rebuild's search, fed oldest first (in its helper process when it has one).
+    finder = clustering._EdgeFinder(min_weight)
+    swept = {
+        (a.pk, b.pk)
+        for story in sorted(stories, key=lambda story: (story.time, story.pk))
+        for _, a, b in finder.edges(story)
+    }
 
     assert found == expected
+    assert swept == expected
 
 
 def test_a_rebuild_sweep_holds_a_window_of_stories_not_the_corpus():
