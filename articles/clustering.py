@@ -1808,6 +1808,23 @@ class _CopyLog(_ScratchTables):
         )
 
 
+# _Labels.groups()'s pages: every story with its group's slug, and with its
+# cluster where stories had clusters when the rebuild started.
+_GROUPS = (
+    "SELECT l.label, l.article_id, l.file_backed, NULL, s.slug FROM {labels} l"
+    " LEFT JOIN {slugs} s ON s.label = l.label"
+    " WHERE l.label > %s OR (l.label = %s AND l.article_id > %s)"
+    " ORDER BY l.label, l.article_id LIMIT %s"
+)
+_GROUPS_WITH_CLUSTERS = (
+    "SELECT l.label, l.article_id, l.file_backed, a.cluster_id, s.slug"
+    " FROM {labels} l JOIN {article} a ON a.id = l.article_id"
+    " LEFT JOIN {slugs} s ON s.label = l.label"
+    " WHERE l.label > %s OR (l.label = %s AND l.article_id > %s)"
+    " ORDER BY l.label, l.article_id LIMIT %s"
+)
+
+
 class _Labels(_ScratchTables):
     """Every story's group label during a rebuild, kept in a temporary table.
 
@@ -1834,6 +1851,9 @@ class _Labels(_ScratchTables):
             ),
             insert="INSERT INTO {labels} (article_id, label, file_backed) VALUES (%s, %s, %s)",
         )
+        # Read before the rebuild writes any: groups() are written in label order,
+        # so a story not yet written keeps the cluster it had then.
+        self.stories_had_clusters = Article.objects.filter(cluster__isnull=False).exists()
 
     def add(self, labels, file_backed):
         """Note ``labels`` ({pk: label}); written a batch at a time."""
@@ -1882,20 +1902,16 @@ class _Labels(_ScratchTables):
             elif other in labels:
                 self._relabel([(labels[pk], labels[other])])
 
-    def groups(self, with_slugs=False):
+    def groups(self):
         """(label, [Member], slug or None) of every group, in label order.
 
         Read in keyset pages rather than through one open cursor: the caller
         writes between pages.
         """
         self.flush()
-        template = (
-            "SELECT l.label, l.article_id, l.file_backed, a.cluster_id, s.slug"
-            " FROM {labels} l JOIN {article} a ON a.id = l.article_id"
-            " LEFT JOIN {slugs} s ON s.label = l.label"
-            " WHERE l.label > %s OR (l.label = %s AND l.article_id > %s)"
-            " ORDER BY l.label, l.article_id LIMIT %s"
-        )
+        # Before a first load's clusters are written, no story has one: its rows,
+        # read in label order, would cost a random read each.
+        template = _GROUPS_WITH_CLUSTERS if self.stories_had_clusters else _GROUPS
         label = members = slug = None
         after = (-(2**62), 0)
         while rows := self._fetch(template, [after[0], after[0], after[1], QUERY_BATCH]):
