@@ -189,3 +189,51 @@ def test_bulk_inserts_outside_a_transaction_read_the_new_ids_back():
     assert not connection.in_atomic_block
     alone = [Cluster(slug="alone"), Cluster(slug="also-alone")]
     assert bulk.insert_rows(Cluster, alone, ids_by="slug") == stored_cluster_ids(alone)
+
+
+PAGE_INDEXES = {index.name for model in (Article, RelatedListing) for index in model._meta.indexes}
+
+
+def page_indexes():
+    """Which of PAGE_INDEXES the database has now."""
+    with connection.cursor() as cursor:
+        return {
+            name
+            for model in (Article, RelatedListing)
+            for name in connection.introspection.get_constraints(cursor, model._meta.db_table)
+            if name in PAGE_INDEXES
+        }
+
+
+def test_a_first_load_builds_the_page_indexes_after_its_writes(tmp_path, monkeypatch):
+    """On SQLite, a load into an empty database writes without the pages' indexes and
+    builds them at the end; a load into a filled one writes with them."""
+    write(tmp_path, "a.md", news("First", "https://example.com/a", ["https://other.example/x"]))
+    during = []
+    load_batch = loader._load_batch
+
+    def noting_indexes(*args):
+        during.append(page_indexes())
+        return load_batch(*args)
+
+    monkeypatch.setattr(loader, "_load_batch", noting_indexes)
+    loader.load([tmp_path])
+    write(tmp_path, "b.md", news("Second", "https://example.com/b"))
+    loader.load([tmp_path])
+
+    first_load = set() if connection.vendor == "sqlite" else PAGE_INDEXES
+    assert during == [first_load, PAGE_INDEXES]
+    assert page_indexes() == PAGE_INDEXES
+
+
+def test_a_first_load_that_fails_keeps_the_page_indexes(tmp_path, monkeypatch):
+    write(tmp_path, "a.md", news("First", "https://example.com/a"))
+
+    def failing_batch(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(loader, "_load_batch", failing_batch)
+    with pytest.raises(RuntimeError):
+        loader.load([tmp_path])
+
+    assert page_indexes() == PAGE_INDEXES
