@@ -1245,28 +1245,28 @@ def load(paths, *, dry_run=False, progress=None):
 
 @contextmanager
 def _page_indexes_built_after():
-    """On SQLite, a load into an empty database builds the pages' indexes of
-    stories and listings once, after its writes, instead of row by row.
+    """On SQLite, a load into an empty database builds the stories' indexes for
+    the pages once, after its writes, instead of row by row.
 
     Files arrive in no order of date, so each new story went into every date
     index at a random place: a page read and written back each, once those
-    indexes outgrow SQLite's cache. The load's own queries need none of them.
-    Inside the load's transaction, so an error takes the change back with the rest.
+    indexes outgrow SQLite's cache. The load's own queries need none of them
+    (the unique indexes stay, and so do other tables': merging stories looks
+    listings up by target). Inside the load's transaction, so an error takes
+    the change back with the rest.
     """
     if connection.vendor != "sqlite" or Article.objects.exists():
         yield
         return
     editor = connection.schema_editor()
-    deferred = [
-        (model, index) for model in (Article, RelatedListing) for index in model._meta.indexes
-    ]
+    indexes = Article._meta.indexes
     with connection.cursor() as cursor:
-        for _model, index in deferred:
+        for index in indexes:
             cursor.execute(editor.sql_delete_index % {"name": editor.quote_name(index.name)})
     yield
     with connection.cursor() as cursor:
-        for model, index in deferred:
-            cursor.execute(str(index.create_sql(model, editor)))
+        for index in indexes:
+            cursor.execute(str(index.create_sql(Article, editor)))
 
 
 def _batches(sources):
