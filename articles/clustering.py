@@ -299,19 +299,24 @@ class _Tally:
     __slots__ = ("ids", "fractions")
 
     def __init__(self):
-        self.ids, self.fractions = [], Counter()
+        # Fractions only arise with a fractional ENTITY_WEIGHT: made when first needed,
+        # as three tallies are made per story.
+        self.ids, self.fractions = [], None
 
     def add(self, pks, amount):
         if amount == int(amount):
             for _ in range(int(amount)):
                 self.ids.extend(pks)
         else:
+            if self.fractions is None:
+                self.fractions = Counter()
             for pk in pks:
                 self.fractions[pk] += amount
 
     def counts(self):
         counts = Counter(self.ids)
-        counts.update(self.fractions)
+        if self.fractions:
+            counts.update(self.fractions)
         return counts
 
 
