@@ -19,11 +19,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 # Outlet suffixes: "... | Charlotte Observer", "... - Reuters", "... – Jaweb".
 _SUFFIX = re.compile(r"\s+[|\-–—]\s+([^|\-–—]{1,60})$")
 _WORD_AND_GAP = re.compile(r"([A-Za-z0-9]+)([^A-Za-z0-9]*)")
 _SENTENCE_MARKS = frozenset(".!?:;")
+_TOKEN_OF = itemgetter(0)  # of a (token, raw word, starts a sentence) from _words
+_POSSESSIVE = re.compile(r"'s\b")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "‐": "-", "‑": "-"})
 
 ENTITY_WEIGHT = 3.0
@@ -67,9 +70,11 @@ def strip_outlet_suffix(title):
 
 
 def _normalise(text):
-    text = unicodedata.normalize("NFKC", text or "").translate(_QUOTES)
+    text = text or ""
+    if not text.isascii():  # NFKC and the quotes change nothing in ASCII
+        text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     # Possessives are the same name: "OpenAI's" is "OpenAI".
-    return re.sub(r"'s\b", "", text)
+    return _POSSESSIVE.sub("", text) if "'" in text else text
 
 
 @lru_cache(maxsize=8192)
@@ -100,15 +105,19 @@ def strip_beat(text, beat):
     # Only phrases whose every word occurs can match. Dropping the others first
     # keeps the set of patterns to compile small: most stories never name their outlet.
     lowered = text.lower()
-    present = frozenset(
-        phrase
-        for phrase in beat
-        if (parsed := _beat_phrase(phrase)) and all(stem in lowered for stem in parsed[1])
-    )
-    return _beat_pattern(present).sub(" ", text) if present else text
+    present = []
+    for phrase in beat:
+        parsed = _beat_phrase(phrase)
+        if parsed is None:
+            continue
+        for stem in parsed[1]:
+            if stem not in lowered:
+                break
+        else:
+            present.append(phrase)
+    return _beat_pattern(frozenset(present)).sub(" ", text) if present else text
 
 
-@lru_cache(maxsize=65536)
 def _stem(word):
     """Fold plurals so "reforms" meets "reform"; deliberately crude and predictable."""
     if len(word) > 4 and word.endswith("ies"):
@@ -118,15 +127,31 @@ def _stem(word):
     return word
 
 
+# Each word's token, or None for a word not worth comparing: one lookup a word
+# instead of four calls. Emptied when full, so memory stays bounded.
+_TOKENS = {}
+_TOKENS_MAX = 65536
+
+
+def _token(raw):
+    """``raw``'s token (see _TOKENS), worked out and remembered."""
+    if len(_TOKENS) >= _TOKENS_MAX:
+        _TOKENS.clear()
+    word = raw.lower()
+    token = _TOKENS[raw] = None if word in STOP_WORDS or len(word) < 2 else _stem(word)
+    return token
+
+
 def _words(text):
     """(token, raw word, starts a sentence) for every word worth comparing."""
     result = []
     sentence_start = True
+    tokens = _TOKENS
     for raw, gap in _WORD_AND_GAP.findall(text):
-        token = raw.lower()
-        if token not in STOP_WORDS and len(token) > 1:
-            result.append((_stem(token), raw, sentence_start))
-        sentence_start = not _SENTENCE_MARKS.isdisjoint(gap)
+        token = tokens[raw] if raw in tokens else _token(raw)
+        if token is not None:
+            result.append((token, raw, sentence_start))
+        sentence_start = gap != " " and not _SENTENCE_MARKS.isdisjoint(gap)
     return result
 
 
@@ -139,13 +164,17 @@ def _is_title_case(words):
 
 
 def _name_tokens(words, trust_capitals):
+    # A word in lower case is none of these: most words, ruled out with one test.
     return {
         token
         for token, raw, starts in words
-        if (len(raw) >= 2 and raw.isupper() and raw.isalpha())
-        or (not raw[1:].islower() and raw[1:].isalpha())  # DeepMind, OpenAI, iPhone
-        or (trust_capitals and not starts and raw[:1].isupper())
-        or (raw.isdigit() and len(raw) >= 2)
+        if not raw.islower()
+        and (
+            (len(raw) >= 2 and raw.isupper() and raw.isalpha())
+            or (not raw[1:].islower() and raw[1:].isalpha())  # DeepMind, OpenAI, iPhone
+            or (trust_capitals and not starts and raw[:1].isupper())
+            or (raw.isdigit() and len(raw) >= 2)
+        )
     }
 
 
@@ -169,19 +198,23 @@ def story_text(title, excerpt="", beat=()):
     excerpt_words = _words(excerpt)
     names = _name_tokens(title_words, trust_capitals=not _is_title_case(title_words))
     names |= _name_tokens(excerpt_words, trust_capitals=True)
+    title_tokens = frozenset(map(_TOKEN_OF, title_words))
+    lede_tokens = frozenset(map(_TOKEN_OF, excerpt_words))
     # Capitalised at the start of both headline and lede: "Uber abandons…" / "Uber has…".
-    names |= {t for t, raw, _ in title_words[:1] if raw[:1].isupper()} & {
-        t for t, raw, _ in excerpt_words if raw[:1].isupper()
-    }
-    title_tokens = frozenset(t for t, _, _ in title_words)
+    if title_words and title_words[0][1][:1].isupper():
+        first = title_words[0][0]
+        if first in lede_tokens and any(
+            token == first and raw[:1].isupper() for token, raw, _ in excerpt_words
+        ):
+            names.add(first)
     copy_key = ""
     if len(title_words) >= COPY_TITLE_MIN_TOKENS:
-        copy_key = " ".join(t for t, _, _ in title_words)
+        copy_key = " ".join(map(_TOKEN_OF, title_words))
     return StoryText(
         title_tokens=title_tokens,
-        tokens=title_tokens | {t for t, _, _ in excerpt_words},
+        tokens=title_tokens | lede_tokens,
         names=frozenset(names),
-        lede_tokens=frozenset(t for t, _, _ in excerpt_words),
+        lede_tokens=lede_tokens,
         copy_key=copy_key,
     )
 

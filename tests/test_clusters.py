@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
-from articles import clustering, versioning
+from articles import clustering, text_similarity, versioning
 from articles.clustering_evaluation import evaluate, read_labels
 from articles.models import (
     Article,
@@ -103,6 +103,26 @@ def test_similarity_weighs_names_over_beat_words():
     house_bill = story_text(HOUSE_BILL)
     assert similarity(ibm, ibm_again) > 2 * similarity(ibm, house_bill)
     assert similarity(ibm, ibm_again) == similarity(ibm_again, ibm)
+
+
+def test_story_text_tells_names_by_their_capitals_and_drops_the_beat():
+    text = story_text(
+        "OpenAI's GPT-3 beats DeepMind on chess, says IBM",
+        "Uber has 12 iPhone apps. Nvidia said in 2021 that reforms work.",
+        beat=("Nvidia",),
+    )
+    assert text.names == {"openai", "gpt", "deepmind", "ibm", "12", "iphone", "2021"}
+    assert text.title_tokens == {"openai", "gpt", "beat", "deepmind", "chess", "ibm"}
+    assert text.lede_tokens == {"uber", "12", "iphone", "app", "2021", "reform", "work"}
+
+
+def test_story_text_remembers_a_bounded_number_of_words(monkeypatch):
+    words = " ".join(f"Word{number}s" for number in range(40))
+    expected = story_text(words, words.lower())
+    monkeypatch.setattr(text_similarity, "_TOKENS", {})
+    monkeypatch.setattr(text_similarity, "_TOKENS_MAX", 10)
+    assert story_text(words, words.lower()) == expected
+    assert 0 < len(text_similarity._TOKENS) <= 10
 
 
 @pytest.mark.django_db
