@@ -896,6 +896,13 @@ def _hashed_slug(story_slug):
     return hashlib.blake2b(story_slug.encode(), digest_size=8).hexdigest()
 
 
+def _slugs_of(groups):
+    """The cluster slug of each group of ``Member``s, from its anchor story's slug."""
+    anchors = [_anchor(members).pk for members in groups]
+    slugs = dict(Article.objects.filter(pk__in=anchors).values_list("pk", "slug"))
+    return [_hashed_slug(slugs[pk]) for pk in anchors]
+
+
 def _save(labels, stories):
     """Write a neighbourhood's partition; returns the ids of clusters whose membership changed."""
     groups = sorted(
@@ -1813,11 +1820,10 @@ class _CopyLog(_ScratchTables):
         )
 
 
-# _Labels.groups()'s pages: every story with its group's slug, and with its
-# cluster where stories had clusters when the rebuild started.
+# _Labels.groups()'s pages: every story, and where stories had clusters when the
+# rebuild started, its cluster and its group's slug (see name_groups).
 _GROUPS = (
-    "SELECT l.label, l.article_id, l.file_backed, NULL, s.slug FROM {labels} l"
-    " LEFT JOIN {slugs} s ON s.label = l.label"
+    "SELECT l.label, l.article_id, l.file_backed, NULL, NULL FROM {labels} l"
     " WHERE l.label > %s OR (l.label = %s AND l.article_id > %s)"
     " ORDER BY l.label, l.article_id LIMIT %s"
 )
@@ -1931,17 +1937,35 @@ class _Labels(_ScratchTables):
             yield label, members, slug
 
     def name_groups(self):
-        """Store each group's cluster slug (from its anchor story)."""
+        """Store each group's cluster slug, for spare_clusters() to read before any is written.
+
+        When no story had a cluster (a first load), no cluster can be spare:
+        slugged_groups() then works the slugs out as it goes, one pass over the
+        labels instead of two.
+        """
+        if not self.stories_had_clusters:
+            return
         for batch in _batched(self.groups()):
-            anchors = {label: _anchor(members).pk for label, members, _ in batch}
-            slugs = dict(Article.objects.filter(pk__in=anchors.values()).values_list("pk", "slug"))
+            slugs = _slugs_of([members for _, members, _ in batch])
             self._execute_many(
                 "INSERT INTO {slugs} (label, slug) VALUES (%s, %s)",
-                [(label, _hashed_slug(slugs[pk])) for label, pk in anchors.items()],
+                [(label, slug) for (label, _, _), slug in zip(batch, slugs, strict=True)],
             )
+
+    def slugged_groups(self):
+        """Batches of (cluster slug, [Member]) of every group, in label order."""
+        for batch in _batched(self.groups()):
+            groups = [members for _, members, _ in batch]
+            if self.stories_had_clusters:
+                slugs = [slug for _, _, slug in batch]
+            else:
+                slugs = _slugs_of(groups)
+            yield list(zip(slugs, groups, strict=True))
 
     def spare_clusters(self):
         """{cluster id: slug} of the clusters with members whose slug no group wants."""
+        if not self.stories_had_clusters:
+            return {}
         return dict(
             self._fetch(
                 "SELECT c.id, c.slug FROM {cluster} c"
@@ -2039,8 +2063,8 @@ def _regroup_all(overrides, helper):
 
     labels.name_groups()
     writer = _ClusterWriter(labels.spare_clusters())
-    for batch in _batched(labels.groups()):
-        writer.write([(slug, members) for _, members, slug in batch])
+    for batch in labels.slugged_groups():
+        writer.write(batch)
     labels.drop()
     return writer.finish(), writer.fresh
 

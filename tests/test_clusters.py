@@ -7,6 +7,7 @@ import random
 import shutil
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -142,6 +143,27 @@ def test_seeds_with_their_flags_make_one_public_cluster_led_by_techcrunch(seeds_
     reading = clustering.related_reading_for([cluster])[cluster.pk]
     assert [a.title for a in reading] == [HOUSE_BILL]
     assert not any(CAMERA in a.title for a in coverage + reading)
+
+
+@pytest.mark.django_db
+def test_a_first_load_names_clusters_after_their_anchor_story_as_a_recluster_does(
+    seeds_dir, monkeypatch
+):
+    monkeypatch.setattr(clustering, "BULK_LOAD_STORIES", 0)  # regrouped as a large load is
+    load(seeds_dir)
+    clusters = Cluster.objects.prefetch_related("articles")
+    assert max(len(cluster.articles.all()) for cluster in clusters) > 2
+    for cluster in clusters:
+        members = [
+            SimpleNamespace(pk=a.pk, file_backed=a.is_file_backed, slug=a.slug)
+            for a in cluster.articles.all()
+        ]
+        assert cluster.slug == clustering.cluster_slug(members)
+    slugs = dict(Cluster.objects.values_list("pk", "slug"))
+
+    clustering.recluster()
+    assert dict(Cluster.objects.values_list("pk", "slug")) == slugs
+    assert not ClusterAlias.objects.exists()
 
 
 @pytest.mark.django_db
