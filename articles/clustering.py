@@ -1347,6 +1347,10 @@ class _EdgeFinder:
         self.min_weight, self.isolated = min_weight, isolated
         # kind -> token -> indexed stories (as CandidateIndex's postings).
         self.postings = {kind: defaultdict(_Posting) for kind in POSTING_KINDS}
+        # Stories that share no name score at most NAMELESS_FACTOR (see similarity()):
+        # above it, only the stories under a story's names can pass, and the other
+        # postings, the longest, are never read (step 2's orphans).
+        self.names_only = min_weight > NAMELESS_FACTOR
         self.copies = defaultdict(deque)  # copy key -> stories of the last MAX_SPAN
         self.listed_by = defaultdict(list)  # pk -> stories listing it
         # pk -> story fed: every story of the last MAX_SPAN is here (no older one can pair).
@@ -1383,9 +1387,15 @@ class _EdgeFinder:
                 posting.drop_before(low)
                 tally.add(posting.pks, amount)
 
-        found = _may_reach(
-            self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
-        )
+        if self.names_only:
+            named = _Tally()
+            for token in text.names:
+                scan("names", token, 1, named)
+            found = set(named.ids)
+        else:
+            found = _may_reach(
+                self.min_weight, _own_weights(text), self.own_weights, *_shared_weights(text, scan)
+            )
         if text.copy_key:
             found.update(
                 other.pk
@@ -1412,6 +1422,8 @@ class _EdgeFinder:
         self.recent[story.pk] = story
         self.own_weights[story.pk] = _own_weights(text)
         for kind, token in _postings_of(text):
+            if self.names_only and kind != "names":
+                continue
             posting = self.postings[kind][token]
             posting.times.append(story.time)
             posting.pks.append(story.pk)
