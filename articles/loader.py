@@ -44,7 +44,9 @@ from .models import (
     Article,
     ArticleImage,
     ArticleTopic,
+    Cluster,
     ClusterOverride,
+    ClusterTopic,
     ModerationEvent,
     Provider,
     ProviderImage,
@@ -1233,40 +1235,46 @@ def load(paths, *, dry_run=False, progress=None):
                 cluster_ids |= _load_batch(prepared, result)
                 if progress:
                     progress(len(batch))
+            if result.changed and not dry_run:
+                clustering.update_for_articles(result.article_ids, deleted=result.deleted)
+                if cluster_ids:
+                    clustering.refresh_clusters(cluster_ids)
+                versioning.bump()
         if dry_run:
             transaction.set_rollback(True)
-        elif result.changed:
-            clustering.update_for_articles(result.article_ids, deleted=result.deleted)
-            if cluster_ids:
-                clustering.refresh_clusters(cluster_ids)
-            versioning.bump()
     return result
+
+
+# The tables whose indexes for the pages a first load builds at its end.
+PAGE_INDEXED_MODELS = (Article, Cluster, ClusterTopic)
 
 
 @contextmanager
 def _page_indexes_built_after():
-    """On SQLite, a load into an empty database builds the stories' indexes for
-    the pages once, after its writes, instead of row by row.
+    """On SQLite, a load into an empty database builds the indexes of the
+    stories', clusters' and topic pages once, after its writes and its
+    clustering, instead of row by row.
 
-    Files arrive in no order of date, so each new story went into every date
-    index at a random place: a page read and written back each, once those
-    indexes outgrow SQLite's cache. The load's own queries need none of them
-    (the unique indexes stay, and so do other tables': merging stories looks
-    listings up by target). Inside the load's transaction, so an error takes
-    the change back with the rest.
+    Files arrive in no order of date, so each new story, and then each new
+    cluster, went into every date and score index at a random place: a page
+    read and written back each, once those indexes outgrow SQLite's cache. The
+    load's own queries need none of them (the unique indexes stay, and so do
+    other tables': merging stories looks listings up by target). Inside the
+    load's transaction, so an error takes the change back with the rest.
     """
     if connection.vendor != "sqlite" or Article.objects.exists():
         yield
         return
     editor = connection.schema_editor()
-    indexes = Article._meta.indexes
     with connection.cursor() as cursor:
-        for index in indexes:
-            cursor.execute(editor.sql_delete_index % {"name": editor.quote_name(index.name)})
+        for model in PAGE_INDEXED_MODELS:
+            for index in model._meta.indexes:
+                cursor.execute(editor.sql_delete_index % {"name": editor.quote_name(index.name)})
     yield
     with connection.cursor() as cursor:
-        for index in indexes:
-            cursor.execute(str(index.create_sql(Article, editor)))
+        for model in PAGE_INDEXED_MODELS:
+            for index in model._meta.indexes:
+                cursor.execute(str(index.create_sql(model, editor)))
 
 
 def _batches(sources):

@@ -191,34 +191,54 @@ def test_bulk_inserts_outside_a_transaction_read_the_new_ids_back():
     assert bulk.insert_rows(Cluster, alone, ids_by="slug") == stored_cluster_ids(alone)
 
 
-PAGE_INDEXES = {index.name for index in Article._meta.indexes}
+PAGE_INDEXES = {index.name for model in loader.PAGE_INDEXED_MODELS for index in model._meta.indexes}
+
+
+def test_the_page_indexes_are_those_of_the_stories_clusters_and_topic_pages():
+    assert {"article_pub_date", "cluster_public_latest", "clustertopic_top"} <= PAGE_INDEXES
 
 
 def page_indexes():
-    """Which of the stories' indexes for the pages the database has now."""
+    """Which of the indexes for the pages the database has now."""
+    names = set()
     with connection.cursor() as cursor:
-        names = connection.introspection.get_constraints(cursor, Article._meta.db_table)
+        for model in loader.PAGE_INDEXED_MODELS:
+            names |= set(connection.introspection.get_constraints(cursor, model._meta.db_table))
     return PAGE_INDEXES.intersection(names)
 
 
-def test_a_first_load_builds_the_page_indexes_after_its_writes(tmp_path, monkeypatch):
-    """On SQLite, a load into an empty database writes without the stories' indexes
-    for the pages and builds them at the end; a load into a filled one writes with them."""
+def test_a_first_load_builds_the_page_indexes_after_its_writes_and_clustering(
+    tmp_path, monkeypatch
+):
+    """On SQLite, a load into an empty database writes and clusters without the
+    indexes for the pages and builds them at the end; a load into a filled one
+    works with them."""
     write(tmp_path, "a.md", news("First", "https://example.com/a", ["https://other.example/x"]))
     during = []
-    load_batch = loader._load_batch
+    load_batch, update_for_articles = loader._load_batch, clustering.update_for_articles
 
     def noting_indexes(*args):
-        during.append(page_indexes())
+        during.append(("writes", page_indexes()))
         return load_batch(*args)
 
+    def noting_indexes_then_clustering(*args, **kwargs):
+        during.append(("clustering", page_indexes()))
+        return update_for_articles(*args, **kwargs)
+
     monkeypatch.setattr(loader, "_load_batch", noting_indexes)
+    monkeypatch.setattr(clustering, "update_for_articles", noting_indexes_then_clustering)
     loader.load([tmp_path])
+    assert Cluster.objects.count() == 2  # the story and the one it lists
     write(tmp_path, "b.md", news("Second", "https://example.com/b"))
     loader.load([tmp_path])
 
     first_load = set() if connection.vendor == "sqlite" else PAGE_INDEXES
-    assert during == [first_load, PAGE_INDEXES]
+    assert during == [
+        ("writes", first_load),
+        ("clustering", first_load),
+        ("writes", PAGE_INDEXES),
+        ("clustering", PAGE_INDEXES),
+    ]
     assert page_indexes() == PAGE_INDEXES
 
 
