@@ -1021,10 +1021,14 @@ class _ClusterWriter:
                     *MEMBER_FIELDS, named=True
                 )
             )
+            # The topics of published file-backed stories, told by the facts just
+            # read: a join would read each story's row a second time.
             for article_id, topic_id in ArticleTopic.objects.filter(
-                article_id__in=chunk, article__published=True, article__is_file_backed=True
+                article_id__in=chunk
             ).values_list("article_id", "topic_id"):
-                topics[article_id].add(topic_id)
+                story = facts[article_id]
+                if story.published and story.is_file_backed:
+                    topics[article_id].add(topic_id)
         topic_rows = []
         for cluster, members in zip(clusters, memberships, strict=True):
             fields = _derived([facts[story.pk] for story in members])

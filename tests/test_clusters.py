@@ -167,6 +167,27 @@ def test_a_first_load_names_clusters_after_their_anchor_story_as_a_recluster_doe
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("large", [False, True])
+def test_clusters_are_filed_under_the_topics_of_their_published_stories_only(
+    seeds_dir, monkeypatch, large
+):
+    if large:
+        monkeypatch.setattr(clustering, "BULK_LOAD_STORIES", 0)  # regrouped as a large load is
+    load(seeds_dir)
+    cluster = ibm_cluster()
+    unpublished_topics = {
+        topic.name
+        for story in cluster.articles.filter(published=False)
+        for topic in story.topics.all()
+    }
+    filed_under = set(
+        ClusterTopic.objects.filter(cluster=cluster).values_list("topic__name", flat=True)
+    )
+    assert "IBM AI" in unpublished_topics
+    assert filed_under == {"AI", "Computer Vision"}
+
+
+@pytest.mark.django_db
 def test_cluster_permalinks_reveal_no_unpublished_headline_and_survive_recluster(seeds_dir):
     load(seeds_dir)
     cluster = ibm_cluster()
