@@ -1424,7 +1424,8 @@ class _EdgeFinder:
         """Make ``story`` a candidate of the stories after it."""
         text = story.text
         self.recent[story.pk] = story
-        self.own_weights[story.pk] = _own_weights(text)
+        if not self.names_only:  # only the bound of _may_reach reads them
+            self.own_weights[story.pk] = _own_weights(text)
         for kind, token in _postings_of(text):
             if self.names_only and kind != "names":
                 continue
