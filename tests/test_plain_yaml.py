@@ -2,6 +2,7 @@
 
 import math
 from datetime import date
+from pathlib import Path
 
 import pytest
 import yaml
@@ -122,6 +123,108 @@ def test_front_matter_takes_the_plain_path():
     assert data["heat"] is None
     assert data["topics"] == ["Power Apps", "AI: news"]
     assert data["related"][0]["images"][0]["url"] == "https://a.example/i.jpg"
+
+
+def front_matter(path):
+    text = Path(path).read_bytes().decode("utf-8-sig")
+    opening = loader._OPENING_FENCE.match(text)
+    closing = loader._CLOSING_FENCE.search(text, opening.end() - 1)
+    return text[opening.end() : closing.start() + 1]
+
+
+def assert_read_line_by_line(text):
+    """``text`` takes the one-line layout's path, with the full loader's data."""
+    data = plain_yaml._from_lines(text)
+    kind, expected = full_result(text)
+    assert kind == "data"
+    assert same(data, expected), f"{text!r}: {data!r} != {expected!r}"
+
+
+def test_seed_files_are_read_line_by_line(seeds_dir):
+    paths = sorted(seeds_dir.glob("*.txt"))
+    assert paths
+    for path in paths:
+        assert_read_line_by_line(front_matter(path))
+
+
+@pytest.mark.corpus
+def test_every_corpus_file_is_read_line_by_line(corpus):
+    paths = sorted(path for path in corpus.rglob("*.md") if path.read_bytes().startswith(b"---"))
+    assert len(paths) > 1000
+    for path in paths:
+        assert_read_line_by_line(front_matter(path))
+
+
+LAYOUT_TEXTS = [
+    "title: a\r\nheat: 5\r\n",  # CRLF files
+    "topics:\n- a\n- b\nheat: 1\n",  # a sequence as indented as its key
+    "related:\n  - title: x\n    images:\n    - url: y\n  -   title: z\n",
+    "a:\n\n  # a comment\n  b: 1   \n\nc: 2\n",
+    "  a: 1\n  b:\n",
+    "a: 'it''s'\nb: ''\nc: '''a'''\nd: \"\"\n",
+    "a: -1\nb: -x\nc: x-y\n",
+    "a: https://example.com/#part\nb: a, b [c] {d}\n",
+    "on: 1\nnull: 2\nTrue_1: 3\n",
+    "a: [] \nb: {}\n",
+    'a: "x" \n',
+]
+
+# Outside the layout: each goes to the events, which give the full loader's data or error.
+OUTSIDE_LAYOUT_TEXTS = [
+    "title: a long\n  title\n",  # a plain scalar over two lines
+    "- a: 1\n",
+    "a: x # a comment\n",
+    "a: 'x' # a comment\n",
+    'a: "two\n  lines"\n',
+    "a: |\n  literal\n",
+    "a: >\n  folded\n",
+    "a: [1, 2]\n",
+    "a:\n  - - 1\n",
+    "a:\n  -\n  - 1\n",
+    "a:\tb\n",
+    "a: b\u2028c\n",
+    "a: b\x85c\n",
+    "a: b\rc\n",
+    "a: \ufeffb\n",
+    "a: b\x7f\n",
+    "a: b\x01\n",
+    "a: 1\n b: 2\n",
+    "a:\n    b: 1\n  c: 2\n",
+    "a:\n  - 1\n   - 2\n",
+    "a:\n  - 1\n  b: 2\n",
+    "'a': 1\n",
+    "a : 1\n",
+    "a:b\n",
+    "? a\n: 1\n",
+    "a: b: c\n",
+    "a: b:\n",
+    "a: 'unclosed\n",
+    'a: "unclosed\n',
+    'a: "x" y\n',
+    'a: "\\q"\n',
+    'a: "\\ud800"\n',
+    'a: "\\/"\n',
+    "a: 1\n...\n",
+    "k" * 1100 + ": 1\n",
+]
+
+
+@pytest.mark.parametrize("text", LAYOUT_TEXTS)
+def test_the_one_line_layout_is_read_line_by_line(text):
+    assert_read_line_by_line(text)
+    assert_same_as_full_loader(text)
+
+
+@pytest.mark.parametrize("text", OUTSIDE_LAYOUT_TEXTS)
+def test_anything_outside_the_layout_goes_to_the_events(text):
+    with pytest.raises(plain_yaml._Unusual):
+        plain_yaml._from_lines(text)
+    assert_same_as_full_loader(text)
+
+
+@pytest.mark.parametrize("escape", [*'0abtnvfre "\\N_LP', "x41", "u00e9", "U0001F600"])
+def test_double_quoted_escapes_read_as_the_full_loader_reads_them(escape):
+    assert_read_line_by_line(f'a: "x\\{escape}y"\n')
 
 
 @pytest.mark.parametrize("text", ["", "# a comment\n", "---\n", "[]\n", "{}\n", "x\n", "- 1\n"])
