@@ -1,4 +1,4 @@
-"""Plain YAML documents built straight from libyaml's events.
+"""Plain YAML documents built without composing libyaml's node tree.
 
 ``yaml.load`` has libyaml compose a tree of node objects, then walks it in
 Python through the constructor's generic machinery: that walk costs as much as
@@ -9,8 +9,8 @@ half the time of ``yaml.load`` on news files, with the same result.
 
 Front matter written by one tool keeps to one layout: a key and its value on
 a line, nested blocks indented, items after ``- ``, quoted or plain one-line
-scalars. ``load`` first reads that layout line by line, which costs a fifth of
-libyaml's events (the parse is most of a load's work); any line outside it
+scalars. ``load`` first reads that layout line by line, in about half the time
+of libyaml's events (parsing is most of a load's work); a line outside it
 sends the document to the events.
 
 Anything else, including every error, returns ``UNUSUAL``: the caller then runs
