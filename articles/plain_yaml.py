@@ -94,6 +94,27 @@ def _plain_scalar(loader, value):
     return value
 
 
+_CONSTRUCTING = Loader("")
+# Plain scalars typed before (keys, types, numbers, domains repeat in every file).
+_TYPED = {}
+_TYPED_LIMIT = 4096
+_TYPED_LENGTH = 40
+
+
+def _plain(value):
+    """A plain scalar typed as the safe loader types it (see _plain_scalar)."""
+    try:
+        return _TYPED[value]
+    except KeyError:
+        pass
+    typed = _plain_scalar(_CONSTRUCTING, value)
+    if len(value) <= _TYPED_LENGTH:
+        if len(_TYPED) >= _TYPED_LIMIT:
+            _TYPED.clear()
+        _TYPED[value] = typed
+    return typed
+
+
 def _build(loader):
     next_event = loader.get_event
     next_event()  # the stream's start
@@ -114,7 +135,7 @@ def _build(loader):
                 raise _Unusual
             value = event.value
             if event.implicit[0]:  # plain, not quoted: typed as YAML 1.1 types it
-                value = _plain_scalar(loader, value)
+                value = _plain(value)
         elif kind is MappingStartEvent or kind is SequenceStartEvent:
             if event.tag is not None or event.anchor is not None:
                 raise _Unusual
@@ -165,12 +186,7 @@ _ESCAPED = {
 }  # fmt: skip
 # A plain scalar cannot start with these (or with "- ", "? ", ": ").
 _INDICATORS = frozenset("#&*!|>%@`,[]{}?:'\"")
-_CONSTRUCTING = Loader("")
 _LONGEST_KEY = 1000
-# Plain scalars typed before (keys, types, numbers, domains repeat in every file).
-_TYPED = {}
-_TYPED_LIMIT = 4096
-_TYPED_LENGTH = 40
 
 
 def _from_lines(text):
@@ -235,7 +251,7 @@ def _block_value(lines, at, indent, depth):
     """The value of a key at column ``indent`` with nothing after its colon."""
     if at < len(lines):
         column, content = lines[at]
-        if content[0] == "-" and content[1:2] in ("", " ") and column >= indent:
+        if content.startswith("- ") and column >= indent:
             return _sequence(lines, at, column, depth)
         if column > indent:
             return _mapping(lines, at, column, depth)
@@ -304,17 +320,3 @@ def _unescaped(match):
     if 0xD800 <= point <= 0xDFFF or point > 0x10FFFF:
         raise _Unusual
     return chr(point)
-
-
-def _plain(value):
-    """A plain scalar typed as the safe loader types it (see _plain_scalar)."""
-    try:
-        return _TYPED[value]
-    except KeyError:
-        pass
-    typed = _plain_scalar(_CONSTRUCTING, value)
-    if len(value) <= _TYPED_LENGTH:
-        if len(_TYPED) >= _TYPED_LIMIT:
-            _TYPED.clear()
-        _TYPED[value] = typed
-    return typed
